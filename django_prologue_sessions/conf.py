@@ -1,0 +1,33 @@
+"""This app's settings, each read from ``django.conf.settings`` when used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+
+class Settings:
+    @property
+    def PROLOGUE_SESSIONS_COOKIE_ENCRYPTION(self) -> bool:
+        """Encrypt signed-cookie sessions with AES-GCM (needs ``cryptography``)."""
+        return bool(getattr(settings, "PROLOGUE_SESSIONS_COOKIE_ENCRYPTION", False))
+
+    @property
+    def PROLOGUE_SESSIONS_COOKIE_MAX_BYTES(self) -> int:
+        """The largest ``Set-Cookie`` a signed-cookie session may produce."""
+        return int(getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096))
+
+    @property
+    def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:
+        """How many sessions the memory engine keeps before evicting (LRU)."""
+        return int(getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000))
+
+    @property
+    def SESSION_REDIS(self) -> dict[str, Any]:
+        """The Redis engine's connection and behaviour options."""
+        value = getattr(settings, "SESSION_REDIS", None)
+        return dict(value) if value else {}
+
+
+app_settings = Settings()

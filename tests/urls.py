@@ -1,0 +1,20 @@
+"""URLs the middleware-level tests drive through Django's test client.
+
+Tests that need views of their own add them here under their own prefix.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from tests import views
+
+urlpatterns = [
+    path("session/set/", views.session_set),
+    path("session/get/", views.session_get),
+    path("session/untouched/", views.session_untouched),
+    path("session/read/", views.session_read),
+    path("session/flush/", views.session_flush),
+    path("session/cycle/", views.session_cycle),
+    path("session/expiry/", views.session_expiry),
+]
