@@ -23,7 +23,21 @@ def check_settings(
 ) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     errors.extend(_check_cookie_settings())
+    errors.extend(_check_memory_settings())
+    errors.extend(_check_redis_settings())
     return errors
+
+
+# Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
+# E040-E049 flash messages.
+
+
+def _check_memory_settings() -> list[CheckMessage]:
+    return []
+
+
+def _check_redis_settings() -> list[CheckMessage]:
+    return []
 
 
 def _check_cookie_settings() -> list[CheckMessage]:
