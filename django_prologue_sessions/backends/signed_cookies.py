@@ -1,0 +1,142 @@
+"""A session engine that keeps the whole session in a signed cookie.
+
+A drop-in for ``django.contrib.sessions.backends.signed_cookies`` (and able
+to read its cookies) that also:
+
+- enforces each session's own expiry on the server, from the signing time
+  carried in the cookie, not only ``SESSION_COOKIE_AGE``;
+- encrypts the cookie with AES-GCM when ``PROLOGUE_SESSIONS_COOKIE_ENCRYPTION``
+  is on, so that the client cannot read its session;
+- raises ``SessionCookieTooLarge`` when saving, rather than send a cookie that
+  the browser would silently drop;
+- logs every rejected cookie on ``django.security.SuspiciousSession``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+
+from django_prologue_sessions.backends import _cookie_codec
+from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.exceptions import SessionCookieTooLarge
+
+logger = logging.getLogger("django.security.SuspiciousSession")
+
+# "; expires=Thu, 01 Jan 1970 00:00:00 GMT": http_date() is always 29 chars.
+_EXPIRES_LENGTH = len("; expires=") + 29
+
+
+class SessionStore(SessionBase):
+    # Provided by SessionBase, missing from django-stubs.
+    _session: dict[str, Any]
+    _session_cache: dict[str, Any]
+
+    def load(self) -> dict[str, Any]:
+        """Read the session from the cookie; an invalid or expired one is empty."""
+        if self.session_key is None:
+            return {}
+        try:
+            data, signed_at = _cookie_codec.decode(self.session_key)
+            session = self.serializer().loads(data)
+            if not isinstance(session, dict):
+                raise ValueError("The session is not a dict.")
+            if not self._expired(session.get("_session_expiry"), signed_at):
+                return session
+        except Exception:
+            # Anything that fails here came from the client: a tampered,
+            # truncated or otherwise invalid cookie. Never let it raise.
+            logger.warning("Session data corrupted")
+        # As the server-side engines do for an unknown key: start afresh, so
+        # that an emptied session deletes the client's cookie.
+        self._session_key = None
+        return {}
+
+    def _expired(self, expiry: Any, signed_at: int) -> bool:
+        if isinstance(expiry, str):
+            return datetime.fromisoformat(expiry).timestamp() < time.time()
+        # A number of seconds of inactivity since the cookie was signed; none
+        # (or 0, "at browser close") falls back to SESSION_COOKIE_AGE.
+        max_age = expiry or self.get_session_cookie_age()
+        return bool(time.time() - signed_at > max_age)
+
+    def create(self) -> None:
+        # Nothing to store: the cookie is set from the session when saved.
+        self.modified = True
+
+    def save(self, must_create: bool = False) -> None:
+        value = _cookie_codec.encode(
+            self.serializer().dumps(self._session),
+            int(time.time()),
+            encrypt=app_settings.PROLOGUE_SESSIONS_COOKIE_ENCRYPTION,
+        )
+        size = len(value) + self._set_cookie_overhead()
+        limit = app_settings.PROLOGUE_SESSIONS_COOKIE_MAX_BYTES
+        if size > limit:
+            raise SessionCookieTooLarge(size, limit)
+        self._session_key = value
+        self.modified = True
+
+    def _set_cookie_overhead(self) -> int:
+        """The bytes SessionMiddleware's ``Set-Cookie`` adds around the value."""
+        overhead = len(settings.SESSION_COOKIE_NAME.encode()) + 1  # "name="
+        if not self.get_expire_at_browser_close():
+            overhead += _EXPIRES_LENGTH
+            overhead += len(f"; Max-Age={self.get_expiry_age()}")
+        if settings.SESSION_COOKIE_DOMAIN:
+            overhead += len(f"; Domain={settings.SESSION_COOKIE_DOMAIN}".encode())
+        if settings.SESSION_COOKIE_PATH:
+            overhead += len(f"; Path={settings.SESSION_COOKIE_PATH}".encode())
+        if settings.SESSION_COOKIE_SECURE:
+            overhead += len("; Secure")
+        if settings.SESSION_COOKIE_HTTPONLY:
+            overhead += len("; HttpOnly")
+        if settings.SESSION_COOKIE_SAMESITE:
+            overhead += len(f"; SameSite={settings.SESSION_COOKIE_SAMESITE}")
+        return overhead
+
+    def exists(self, session_key: str | None = None) -> bool:
+        # The session lives in the client's cookie: there is no record to find.
+        return False
+
+    def delete(self, session_key: str | None = None) -> None:
+        self._session_key = None
+        self._session_cache = {}
+        self.modified = True
+
+    def cycle_key(self) -> None:
+        # The cookie is re-signed (with a new timestamp) when saved.
+        self.save()
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        pass
+
+    # Pure CPU work: the async twins call the sync code directly.
+
+    async def aload(self) -> dict[str, Any]:
+        return self.load()
+
+    async def acreate(self) -> None:
+        self.create()
+
+    async def asave(self, must_create: bool = False) -> None:
+        self.save(must_create=must_create)
+
+    async def aexists(self, session_key: str | None = None) -> bool:
+        return self.exists(session_key)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        self.delete(session_key)
+
+    async def acycle_key(self) -> None:
+        self.cycle_key()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        cls.clear_expired()
