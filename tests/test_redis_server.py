@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.redis_server import RedisServer
+from tests.redis_server import ClusterSetup, RedisServer, SentinelSetup
 
 pytestmark = pytest.mark.redis
 
@@ -30,3 +30,32 @@ def test_private_server_stops_and_restarts(
     # Nothing is persisted: a restarted throwaway server starts empty.
     assert client.ping()
     assert client.get("k") is None
+
+
+def test_sentinel_setup_fails_over_to_the_replica() -> None:
+    from redis.sentinel import Sentinel
+
+    with SentinelSetup() as setup:
+        sentinel = Sentinel(setup.sentinel_list, socket_timeout=1)
+        primary = sentinel.master_for(setup.master_name, socket_timeout=1)
+        primary.set("written-before", "1")
+        primary.wait(1, 2000)
+        setup.kill_primary_and_wait_for_failover()
+        assert setup.master_port() == setup.replica.port
+        assert primary.get("written-before") == b"1"
+
+
+def test_cluster_setup_spreads_slots_over_three_primaries() -> None:
+    from redis.cluster import RedisCluster
+
+    with ClusterSetup() as setup:
+        cluster = RedisCluster(host="127.0.0.1", port=setup.nodes[0].port)
+        try:
+            keys = [f"key-{i}" for i in range(30)]
+            for key in keys:
+                cluster.set(key, key)
+            assert [cluster.get(key) for key in keys] == [k.encode() for k in keys]
+            owners = {cluster.get_node_from_key(key).port for key in keys}
+            assert owners == {node.port for node in setup.nodes}
+        finally:
+            cluster.close()
