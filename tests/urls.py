@@ -5,7 +5,7 @@ Tests that need views of their own add them here under their own prefix.
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from tests import views
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("session/flush/", views.session_flush),
     path("session/cycle/", views.session_cycle),
     path("session/expiry/", views.session_expiry),
+    path("flash/", include("tests.flash_views")),
 ]

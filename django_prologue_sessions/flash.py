@@ -1,0 +1,162 @@
+"""Prologue's level-filtered flash messages, on top of ``django.contrib.messages``.
+
+There is one store: the request's message storage (``request._messages``,
+whatever ``MESSAGE_STORAGE`` is). ``flash()`` adds to it like
+``messages.add_message()`` does, and the readers here take out only the
+messages of the levels asked for; the rest stay stored, in order, for a
+later call or a later request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from django.contrib.messages import constants
+from django.contrib.messages.storage.base import BaseStorage, Message
+from django.contrib.messages.utils import get_level_tags
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
+
+__all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed"]
+
+Level = int | str
+"""A message level: one of ``messages.constants`` (any integer) or its name."""
+
+Levels = Level | Iterable[Level] | None
+"""One level, several of them, or ``None`` for every level."""
+
+
+def flash(
+    request: HttpRequest,
+    message: _StrOrPromise,
+    level: Level = constants.INFO,
+    extra_tags: str = "",
+) -> None:
+    """Add ``message`` for a later request, like ``messages.add_message()``.
+
+    ``level`` is a level integer or its name (``"error"``, a tag from
+    ``MESSAGE_TAGS`` ...). Messages below ``MESSAGE_LEVEL`` are dropped.
+    """
+    # A lazy translation is fine: the storage turns it into str when it saves.
+    _storage(request).add(resolve_level(level), cast(str, message), extra_tags)
+
+
+def get_flashed(request: HttpRequest, level: Levels = None) -> list[Message]:
+    """Return the messages of ``level`` (all if ``None``), oldest first.
+
+    Only the returned messages are consumed: those of other levels stay
+    stored for a later call or a later request.
+    """
+    return _take(_storage(request), _matcher(level))
+
+
+def pop_flashed(request: HttpRequest, level: Levels = None) -> Message | None:
+    """Return the oldest message of ``level`` and consume only it, or ``None``.
+
+    This is Prologue's ``getFlashedMsg(level)``.
+    """
+    taken = _take(_storage(request), _matcher(level), limit=1)
+    return taken[0] if taken else None
+
+
+def peek_flashed(request: HttpRequest, level: Levels = None) -> list[Message]:
+    """Return the messages ``get_flashed()`` would, without consuming any."""
+    storage = cast(_StorageLists, _storage(request))
+    matches = _matcher(level)
+    return [
+        m for m in [*storage._loaded_messages, *storage._queued_messages] if matches(m)
+    ]
+
+
+def resolve_level(level: Level) -> int:
+    """Turn a level integer or name into the integer Django stores.
+
+    Names are case-insensitive: Django's (``debug`` ... ``error``) and the tags
+    of ``MESSAGE_TAGS``. An unknown or ambiguous name raises ``ValueError``.
+    """
+    if isinstance(level, bool) or not isinstance(level, int | str):
+        raise TypeError(
+            f"A message level is an integer or a level name, not {level!r}."
+        )
+    if isinstance(level, int):
+        return level
+    name = level.strip().lower()
+    default = constants.DEFAULT_LEVELS.get(name.upper())
+    if default is not None:
+        return default
+    tagged = {number for number, tag in get_level_tags().items() if tag.lower() == name}
+    if len(tagged) == 1:
+        return tagged.pop()
+    if tagged:
+        raise ValueError(
+            f"The message level name {level!r} is the tag of several levels "
+            f"in MESSAGE_TAGS ({sorted(tagged)}); pass the level integer instead."
+        )
+    tags = (tag.lower() for tag in get_level_tags().values() if tag)
+    known = sorted({*(n.lower() for n in constants.DEFAULT_LEVELS), *tags})
+    raise ValueError(
+        f"Unknown message level name {level!r}. Use a level integer or one of: "
+        f"{', '.join(known)} (names from MESSAGE_TAGS count too)."
+    )
+
+
+class _StorageLists(Protocol):
+    # BaseStorage's two lists, which django-stubs does not declare: the
+    # messages read from the store, and those added during this request.
+    _loaded_messages: list[Message]
+    _queued_messages: list[Message]
+    added_new: bool
+
+
+def _storage(request: HttpRequest) -> BaseStorage:
+    storage = getattr(request, "_messages", None)
+    if storage is None:
+        if not hasattr(request, "META"):
+            raise TypeError(
+                "Flash messages need a Django HttpRequest, not "
+                f"{type(request).__name__!r}."
+            )
+        raise ImproperlyConfigured(
+            "Flash messages need Django's message framework: add "
+            "'django.contrib.messages' to INSTALLED_APPS, and "
+            "'django.contrib.sessions.middleware.SessionMiddleware' followed by "
+            "'django.contrib.messages.middleware.MessageMiddleware' to MIDDLEWARE."
+        )
+    return cast(BaseStorage, storage)
+
+
+def _take(
+    storage: BaseStorage, matches: Callable[[Message], bool], limit: int | None = None
+) -> list[Message]:
+    lists = cast(_StorageLists, storage)
+    taken: list[Message] = []
+    for stored in (lists._loaded_messages, lists._queued_messages):
+        kept = []
+        for message in stored:
+            if matches(message) and (limit is None or len(taken) < limit):
+                taken.append(message)
+            else:
+                kept.append(message)
+        stored[:] = kept
+    if taken:
+        # Until the storage is iterated, update() writes back what it holds
+        # only if something was added: taking is a change too, or the taken
+        # messages would stay in the cookie or session. (Once iterated, it
+        # stores just the queued messages, which are the unread ones.)
+        lists.added_new = True
+    return taken
+
+
+def _matcher(level: Levels) -> Callable[[Message], bool]:
+    if level is None:
+        return lambda message: True
+    if isinstance(level, Iterable) and not isinstance(level, str | bytes):
+        wanted = {resolve_level(each) for each in level}
+    else:
+        # resolve_level() rejects what is not a level, bytes included.
+        wanted = {resolve_level(cast(Level, level))}
+    return lambda message: message.level in wanted
