@@ -63,6 +63,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and _is_free(port + 10000):
+            return port
+
+
 class RedisServer:
     """One ``redis-server`` process on loopback that can be stopped and restarted.
 
@@ -258,16 +275,22 @@ class SentinelSetup:
         return self
 
     def master_port(self) -> int:
-        host, port = self.sentinel.client().sentinel_get_master_addr_by_name(
-            self.master_name
-        )
-        return int(port)
+        """The primary's port as clients see it (redis-py reads SENTINEL MASTERS).
+
+        During a failover GET-MASTER-ADDR-BY-NAME already names the promoted
+        replica while SENTINEL MASTERS still lists the old primary: waiting
+        on the latter is what makes the failover complete for a client.
+        """
+        state = self.sentinel.client().sentinel_masters()[self.master_name]
+        if not state["is_master"] or state["is_sdown"] or state["is_odown"]:
+            return -1
+        return int(state["port"])
 
     def kill_primary_and_wait_for_failover(self, timeout: float = 30) -> None:
         old_port = self.primary.port
         self.primary.kill()
         wait_for(
-            lambda: self.master_port() != old_port,
+            lambda: self.master_port() not in (old_port, -1),
             timeout,
             "the sentinel to promote the replica",
             interval=0.1,
@@ -302,6 +325,7 @@ class ClusterSetup:
         self.nodes = [
             RedisServer(
                 binary=binary,
+                port=free_cluster_port(),
                 extra_args=[
                     "--cluster-enabled",
                     "yes",
