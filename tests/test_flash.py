@@ -19,6 +19,9 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
+from hypothesis import given
+from hypothesis import settings as settings_for_hypothesis
+from hypothesis import strategies as st
 
 from django_prologue_sessions.flash import (
     flash,
@@ -331,6 +334,35 @@ def test_a_filtered_read_is_saved_for_the_next_request(request_: HttpRequest) ->
     request_ = next_request(request_)
     assert texts(peek_flashed(request_)) == ["info 0", "warning 1", "info 3"]
     assert texts(get_flashed(next_request(request_), "info")) == ["info 0", "info 3"]
+
+
+LEVELS = [constants.DEBUG, constants.INFO, constants.SUCCESS, constants.WARNING, 40]
+
+
+@settings_for_hypothesis(max_examples=60, deadline=None)
+@given(
+    flashed=st.lists(st.sampled_from(LEVELS[1:]), max_size=12),
+    wanted=st.sets(st.sampled_from(LEVELS)),
+    limit=st.sampled_from([None, 1]),
+)
+def test_a_read_takes_exactly_the_matches_and_keeps_the_rest_in_order(
+    flashed: list[int], wanted: set[int], limit: int | None
+) -> None:
+    request = RequestFactory().get("/")
+    SessionMiddleware(lambda r: HttpResponse()).process_request(request)
+    MessageMiddleware(lambda r: HttpResponse()).process_request(request)
+    for number, level in enumerate(flashed):
+        flash(request, f"m{number}", level)
+    expected = [f"m{n}" for n, level in enumerate(flashed) if level in wanted][:limit]
+    rest = [f"m{n}" for n in range(len(flashed)) if f"m{n}" not in expected]
+
+    request = next_request(request)
+    if limit is None:
+        assert texts(get_flashed(request, wanted)) == expected
+    else:
+        popped = pop_flashed(request, wanted)
+        assert texts([popped] if popped else []) == expected
+    assert texts(get_flashed(next_request(request))) == rest
 
 
 def test_returned_messages_are_djangos(request_: HttpRequest) -> None:
