@@ -33,6 +33,19 @@ def check_settings(
 
 
 def _check_memory_settings() -> list[CheckMessage]:
+    max_sessions = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
+    if (
+        not isinstance(max_sessions, int)
+        or isinstance(max_sessions, bool)
+        or max_sessions < 1
+    ):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS must be a positive integer.",
+                hint=f"It is {max_sessions!r}; meanwhile 10000 is used.",
+                id="django_prologue_sessions.E010",
+            )
+        ]
     return []
 
 

@@ -20,8 +20,15 @@ class Settings:
 
     @property
     def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:
-        """How many sessions the memory engine keeps before evicting (LRU)."""
-        return int(getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000))
+        """How many sessions the memory engine keeps before evicting (LRU).
+
+        A value that is not a positive integer counts as the default, 10_000;
+        system check E010 reports it.
+        """
+        value = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return 10_000
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:
