@@ -54,13 +54,18 @@ def _check_redis_settings() -> list[CheckMessage]:
 
 
 def _check_cookie_settings() -> list[CheckMessage]:
+    import json
+
+    from django.utils.module_loading import import_string
+
     errors: list[CheckMessage] = []
     max_bytes = getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
         errors.append(
             Error(
                 "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES must be a positive integer.",
-                hint=f"It is {max_bytes!r}; browsers accept up to 4096.",
+                hint=f"It is {max_bytes!r}; browsers accept up to 4096, which "
+                "is used meanwhile.",
                 id="django_prologue_sessions.E001",
             )
         )
@@ -74,6 +79,34 @@ def _check_cookie_settings() -> list[CheckMessage]:
                     "'cryptography' package is not installed.",
                     hint='pip install "django-prologue-sessions[encryption]"',
                     id="django_prologue_sessions.E002",
+                )
+            )
+    encryption = getattr(settings, "PROLOGUE_SESSIONS_COOKIE_ENCRYPTION", False)
+    if not isinstance(encryption, bool):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_COOKIE_ENCRYPTION must be True or False.",
+                hint=f"It is {encryption!r}, which counts as {bool(encryption)}.",
+                id="django_prologue_sessions.E003",
+            )
+        )
+    if settings.SESSION_ENGINE == OUR_ENGINES + "signed_cookies":
+        # The client holds the session: a serializer that is not JSON (pickle)
+        # turns a leaked SECRET_KEY into code execution on the server.
+        sample = {"django_prologue_sessions": ["check", 1]}
+        try:
+            serializer = import_string(settings.SESSION_SERIALIZER)
+            writes_json = json.loads(serializer().dumps(sample)) == sample
+        except Exception:
+            writes_json = False
+        if not writes_json:
+            errors.append(
+                Error(
+                    "The signed-cookie session engine needs a SESSION_SERIALIZER "
+                    "that writes JSON.",
+                    hint=f"It is {settings.SESSION_SERIALIZER!r}. Use "
+                    "'django.contrib.sessions.serializers.JSONSerializer'.",
+                    id="django_prologue_sessions.E004",
                 )
             )
     return errors

@@ -15,8 +15,15 @@ class Settings:
 
     @property
     def PROLOGUE_SESSIONS_COOKIE_MAX_BYTES(self) -> int:
-        """The largest ``Set-Cookie`` a signed-cookie session may produce."""
-        return int(getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096))
+        """The largest ``Set-Cookie`` a signed-cookie session may produce.
+
+        A value that is not a positive integer counts as the default, 4096;
+        system check E001 reports it.
+        """
+        value = getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return 4096
 
     @property
     def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:
