@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import string
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -473,9 +477,19 @@ def test_something_else_than_a_request_is_a_type_error() -> None:
         get_flashed({}, "error")  # type: ignore[arg-type]
 
 
-def test_readers_are_importable_from_the_package() -> None:
-    import django_prologue_sessions
-
-    assert django_prologue_sessions.get_flashed is get_flashed
-    assert django_prologue_sessions.peek_flashed is peek_flashed
-    assert django_prologue_sessions.pop_flashed is pop_flashed
+def test_readers_are_importable_from_the_package_in_a_fresh_interpreter() -> None:
+    # A fresh interpreter: in this one, the flash module is already imported,
+    # which hides import-order problems of the package's lazy re-export.
+    code = (
+        "import django; django.setup()\n"
+        "from django_prologue_sessions import get_flashed, peek_flashed, pop_flashed\n"
+        "import django_prologue_sessions.flash as api\n"
+        "assert (get_flashed, peek_flashed, pop_flashed) == "
+        "(api.get_flashed, api.peek_flashed, api.pop_flashed)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
