@@ -21,7 +21,7 @@ from django.http import HttpRequest
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-__all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed"]
+__all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed", "resolve_level"]
 
 Level = int | str
 """A message level: one of ``messages.constants`` (any integer) or its name."""
