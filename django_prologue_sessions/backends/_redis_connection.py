@@ -1,0 +1,305 @@
+"""The Redis engine's connections: made lazily, once per process, fork-safe.
+
+``sync_redis()`` is the process's connection for the current ``SESSION_REDIS``;
+``async_redis()`` is one ``redis.asyncio`` client per event loop, as asyncio
+connections belong to the loop that opened them. Both are dropped when
+``SESSION_REDIS`` or ``CACHES`` change (``override_settings`` in tests).
+
+A sync command skips redis-py's client layer (its retry loop, callbacks and
+observability hooks cost more than the round trip itself on loopback) and runs
+on a connection of the client's own pool, whose ``get_connection`` resets the
+pool in a forked child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.retry import Retry
+
+from django_prologue_sessions.backends import _redis_options
+from django_prologue_sessions.backends._redis_options import RedisOptions
+from django_prologue_sessions.backends._redis_scripts import LuaScript
+from django_prologue_sessions.conf import app_settings
+
+#: What the engine treats as "Redis is unavailable".
+UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
+
+# redis-py 5.3 deprecated the command name argument of get_connection().
+_GET_CONNECTION_ARGS: tuple[str, ...] = (
+    ("EVALSHA",) if tuple(map(int, redis.__version__.split(".")[:2])) < (5, 3) else ()
+)
+
+
+class SyncRedis:
+    """One Redis (or cache_alias connection) for sync code."""
+
+    def __init__(self, client: redis.Redis, options: RedisOptions) -> None:
+        self.client = client
+        self.options = options
+        self._pool = client.connection_pool
+        # One immediate retry on a dropped connection; a timeout is retried
+        # only when asked, as it may mean the server is just slow.
+        self._retry_on: tuple[type[Exception], ...] = (
+            UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
+        )
+
+    def execute(self, *args: Any) -> Any:
+        try:
+            return self._execute_once(args)
+        except self._retry_on:
+            return self._execute_once(args)
+
+    def _execute_once(self, args: tuple[Any, ...]) -> Any:
+        pool = self._pool
+        connection: Any = pool.get_connection(*_GET_CONNECTION_ARGS)
+        try:
+            # redis-py disconnects the connection itself on a socket error.
+            connection.send_packed_command(connection.pack_command(*args), False)
+            return connection.read_response()
+        finally:
+            pool.release(connection)
+
+    def run_script(self, script: LuaScript, key: str, *args: Any) -> Any:
+        try:
+            return self.execute("EVALSHA", script.sha, 1, key, *args)
+        except NoScriptError:
+            return self.execute("EVAL", script.source, 1, key, *args)
+
+    def close(self) -> None:
+        if self.options.topology != "cache_alias":  # that pool is django-redis's
+            self._pool.disconnect()
+
+
+class AsyncRedis:
+    """One ``redis.asyncio`` client, bound to the event loop that made it."""
+
+    def __init__(self, client: redis.asyncio.Redis, options: RedisOptions) -> None:
+        self.client = client
+        self.options = options
+
+    async def execute(self, *args: Any) -> Any:
+        client: Any = self.client
+        return await client.execute_command(*args)
+
+    async def run_script(self, script: LuaScript, key: str, *args: Any) -> Any:
+        try:
+            return await self.execute("EVALSHA", script.sha, 1, key, *args)
+        except NoScriptError:
+            return await self.execute("EVAL", script.source, 1, key, *args)
+
+
+_lock = threading.Lock()
+_options: RedisOptions | None = None
+_sync: SyncRedis | None = None
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current_options() -> RedisOptions:
+    """The parsed ``SESSION_REDIS``; ``ImproperlyConfigured`` if it cannot work."""
+    global _options
+    options = _options
+    if options is None:
+        options = _options = _redis_options.parse(
+            app_settings.SESSION_REDIS, settings.CACHES
+        )
+    return options
+
+
+def sync_redis() -> SyncRedis:
+    global _sync
+    handle = _sync
+    if handle is None:
+        with _lock:
+            handle = _sync
+            if handle is None:
+                options = current_options()
+                handle = _sync = SyncRedis(_make_sync_client(options), options)
+    return handle
+
+
+def async_redis() -> AsyncRedis:
+    loop = asyncio.get_running_loop()
+    handle = _async.get(loop)
+    if handle is None:
+        options = current_options()
+        handle = _async[loop] = AsyncRedis(_make_async_client(options), options)
+    return handle
+
+
+def reset() -> None:
+    """Forget every connection, closing this engine's own sync pool."""
+    global _options, _sync
+    with _lock:
+        if _sync is not None:
+            _sync.close()
+        _options = None
+        _sync = None
+        _async.clear()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("SESSION_REDIS", "CACHES"):
+        reset()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid=__name__)
+
+
+def _connection_kwargs(options: RedisOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_timeout": options.socket_timeout,
+        "socket_connect_timeout": options.socket_connect_timeout,
+    }
+    for name in ("db", "username", "password"):
+        value = getattr(options, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+def _make_sync_client(options: RedisOptions) -> redis.Redis:
+    if options.topology == "cache_alias":
+        assert options.cache_alias is not None
+        from django_redis import get_redis_connection
+
+        client: redis.Redis = get_redis_connection(options.cache_alias)
+        return client
+    kwargs = _connection_kwargs(options)
+    # SyncRedis retries a command; a connection attempt is made once.
+    kwargs["retry"] = Retry(NoBackoff(), 0)
+    if options.topology == "sentinel":
+        from redis.sentinel import Sentinel
+
+        sentinel_class: Any = Sentinel
+        sentinel = sentinel_class(
+            list(options.sentinel_list),
+            socket_timeout=options.socket_timeout,
+            socket_connect_timeout=options.socket_connect_timeout,
+        )
+        assert options.sentinel_master_alias is not None
+        master: redis.Redis = sentinel.master_for(
+            options.sentinel_master_alias, **kwargs
+        )
+        return master
+    if options.topology == "url":
+        assert options.url is not None
+        return redis.Redis.from_url(options.url, **kwargs)
+    if options.topology == "unix_domain_socket_path":
+        return redis.Redis(unix_socket_path=options.unix_domain_socket_path, **kwargs)
+    return redis.Redis(host=options.host, port=options.port, **kwargs)
+
+
+def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
+    if options.topology == "cache_alias":
+        return _async_client_like(sync_redis().client, options)
+    kwargs = _connection_kwargs(options)
+    kwargs["retry"] = _async_retry(options.retry_on_timeout)
+    if options.topology == "sentinel":
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+        async_sentinel_class: Any = AsyncSentinel
+        sentinel = async_sentinel_class(
+            list(options.sentinel_list),
+            socket_timeout=options.socket_timeout,
+            socket_connect_timeout=options.socket_connect_timeout,
+        )
+        assert options.sentinel_master_alias is not None
+        async_master: redis.asyncio.Redis = sentinel.master_for(
+            options.sentinel_master_alias, **kwargs
+        )
+        return async_master
+    if options.topology == "url":
+        assert options.url is not None
+        return redis.asyncio.Redis.from_url(options.url, **kwargs)
+    if options.topology == "unix_domain_socket_path":
+        return redis.asyncio.Redis(
+            unix_socket_path=options.unix_domain_socket_path, **kwargs
+        )
+    return redis.asyncio.Redis(host=options.host, port=options.port, **kwargs)
+
+
+# The connection settings that mean the same to redis.asyncio's connections.
+_PORTABLE_KWARGS = (
+    "host",
+    "port",
+    "path",
+    "db",
+    "username",
+    "password",
+    "credential_provider",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "client_name",
+    "health_check_interval",
+    "protocol",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+
+
+def _async_retry(retry_on_timeout: bool) -> redis.asyncio.retry.Retry:
+    """One immediate retry, as SyncRedis.execute does."""
+    return redis.asyncio.retry.Retry(
+        NoBackoff(),
+        1,
+        supported_errors=(
+            UNAVAILABLE_ERRORS if retry_on_timeout else (ConnectionError,)
+        ),
+    )
+
+
+def _async_client_like(
+    client: redis.Redis, options: RedisOptions
+) -> redis.asyncio.Redis:
+    """A ``redis.asyncio`` client to the server a django-redis client talks to."""
+    import redis.asyncio.connection as async_connection
+    import redis.connection as sync_connection
+
+    pool = client.connection_pool
+    classes: dict[type[Any], type[Any]] = {
+        sync_connection.Connection: async_connection.Connection,
+        sync_connection.SSLConnection: async_connection.SSLConnection,
+        sync_connection.UnixDomainSocketConnection: (
+            async_connection.UnixDomainSocketConnection
+        ),
+    }
+    connection_class = classes.get(pool.connection_class)
+    if connection_class is None:
+        raise ImproperlyConfigured(
+            "SESSION_REDIS['cache_alias'] names a cache whose connections are "
+            f"{pool.connection_class.__name__}, which the async session methods "
+            "cannot mirror. Give SESSION_REDIS a url instead."
+        )
+    kwargs = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if name in _PORTABLE_KWARGS
+    }
+    kwargs["retry"] = _async_retry(options.retry_on_timeout)
+    return redis.asyncio.Redis(
+        connection_pool=redis.asyncio.ConnectionPool(
+            connection_class=connection_class, **kwargs
+        )
+    )

@@ -1,0 +1,329 @@
+"""``SESSION_REDIS``: its keys, their defaults, and what makes it unusable.
+
+Kept free of any ``redis`` import so that the system checks can run, and say
+that the package is missing, where it is not installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+# The keys django-redis-sessions reads, so that its users switch engines by
+# changing SESSION_ENGINE only ...
+COMPATIBLE_KEYS = (
+    "host",
+    "port",
+    "db",
+    "password",
+    "prefix",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "retry_on_timeout",
+    "unix_domain_socket_path",
+    "url",
+    "sentinel_list",
+    "sentinel_master_alias",
+)
+# ... and ours.
+OWN_KEYS = ("username", "cache_alias", "on_unavailable")
+KNOWN_KEYS = COMPATIBLE_KEYS + OWN_KEYS
+
+# Each names one way to reach Redis; a configuration uses exactly one. A
+# ``cluster`` way would join here, with its branch in _redis_connection.
+TOPOLOGY_KEYS = {
+    "url": ("url",),
+    "host": ("host", "port"),
+    "unix_domain_socket_path": ("unix_domain_socket_path",),
+    "sentinel_list": ("sentinel_list", "sentinel_master_alias"),
+    "cache_alias": ("cache_alias",),
+}
+# Options of a connection this engine makes itself; a cache_alias brings its own.
+CONNECTION_OPTION_KEYS = (
+    "db",
+    "username",
+    "password",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "retry_on_timeout",
+)
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+ON_UNAVAILABLE = ("raise", "empty")
+DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
+
+DEFAULT_PREFIX = "session"
+DEFAULT_SOCKET_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a ``SESSION_REDIS`` cannot work; ``code`` picks the check id."""
+
+    code: int
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """A valid ``SESSION_REDIS``, with the defaults filled in."""
+
+    topology: str
+    prefix: str
+    on_unavailable: str
+    url: str | None
+    host: str
+    port: int
+    unix_domain_socket_path: str | None
+    sentinel_list: tuple[tuple[str, int], ...]
+    sentinel_master_alias: str | None
+    cache_alias: str | None
+    db: int | None
+    username: str | None
+    password: str | None
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    retry_on_timeout: bool
+
+    @property
+    def key_prefix(self) -> str:
+        return f"{self.prefix}:" if self.prefix else ""
+
+
+def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
+    """Return the options in ``value``; raise ``ImproperlyConfigured`` if unusable."""
+    problems = find_problems(value, caches)
+    if problems:
+        first = problems[0]
+        hint = f" {first.hint}" if first.hint else ""
+        raise ImproperlyConfigured(f"{first.message}{hint}")
+    options: dict[str, Any] = dict(value or {})
+    topology = next((name for name in TOPOLOGY_KEYS if name in options), "host")
+    if topology == "sentinel_list":
+        topology = "sentinel"
+    socket_timeout = options.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    return RedisOptions(
+        topology=topology,
+        prefix=options.get("prefix", DEFAULT_PREFIX),
+        on_unavailable=options.get("on_unavailable", "raise"),
+        url=options.get("url"),
+        host=options.get("host", "localhost"),
+        port=options.get("port", 6379),
+        unix_domain_socket_path=options.get("unix_domain_socket_path"),
+        sentinel_list=tuple(
+            (str(host), int(port)) for host, port in options.get("sentinel_list", ())
+        ),
+        sentinel_master_alias=options.get("sentinel_master_alias"),
+        cache_alias=options.get("cache_alias"),
+        db=options.get("db"),
+        username=options.get("username"),
+        password=options.get("password"),
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=options.get("socket_connect_timeout", socket_timeout),
+        retry_on_timeout=options.get("retry_on_timeout", False),
+    )
+
+
+def find_problems(value: Any, caches: Mapping[str, Any]) -> list[Problem]:
+    """Everything that keeps ``value`` (``SESSION_REDIS``) from working."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                20,
+                f"SESSION_REDIS must be a dict, not {type(value).__name__}.",
+                'For example: SESSION_REDIS = {"url": "redis://127.0.0.1:6379/0"}',
+            )
+        ]
+    problems = _unknown_keys(value)
+    problems += _topology_problems(value, caches)
+    problems += _type_problems(value)
+    return problems
+
+
+def _unknown_keys(options: Mapping[Any, Any]) -> list[Problem]:
+    problems = []
+    for key in options:
+        if key in KNOWN_KEYS:
+            continue
+        close = difflib.get_close_matches(str(key).lower(), KNOWN_KEYS, n=1)
+        suggestion = f"Did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            Problem(
+                21,
+                f"SESSION_REDIS has an unknown key {key!r}.",
+                f"{suggestion}Known keys: {', '.join(KNOWN_KEYS)}.",
+            )
+        )
+    return problems
+
+
+def _topology_problems(
+    options: Mapping[Any, Any], caches: Mapping[str, Any]
+) -> list[Problem]:
+    ways = [
+        name
+        for name, keys in TOPOLOGY_KEYS.items()
+        if any(key in options for key in keys)
+    ]
+    if len(ways) > 1:
+        return [
+            Problem(
+                22,
+                "SESSION_REDIS names more than one way to reach Redis: "
+                + " and ".join(repr(way) for way in ways)
+                + ".",
+                "Keep one of url, host (with port), unix_domain_socket_path, "
+                "sentinel_list (with sentinel_master_alias) or cache_alias.",
+            )
+        ]
+    problems = []
+    url = options.get("url")
+    if "url" in options and not (
+        isinstance(url, str) and url.lower().startswith(URL_SCHEMES)
+    ):
+        problems.append(
+            Problem(
+                24,
+                f"SESSION_REDIS['url'] must be a redis://, rediss:// or unix:// "
+                f"URL, not {url!r}.",
+            )
+        )
+    if "cache_alias" in options:
+        problems += _cache_alias_problems(options, caches)
+    if ways == ["sentinel_list"]:
+        problems += _sentinel_problems(options)
+    return problems
+
+
+def _cache_alias_problems(
+    options: Mapping[Any, Any], caches: Mapping[str, Any]
+) -> list[Problem]:
+    alias = options["cache_alias"]
+    ignored = [key for key in CONNECTION_OPTION_KEYS if key in options]
+    if ignored:
+        return [
+            Problem(
+                23,
+                "SESSION_REDIS takes its connection from cache_alias, so "
+                f"{', '.join(ignored)} would have no effect.",
+                f"Set them in CACHES[{alias!r}] instead.",
+            )
+        ]
+    if not isinstance(alias, str) or alias not in caches:
+        return [
+            Problem(
+                25,
+                f"SESSION_REDIS['cache_alias'] is {alias!r}, which is not in CACHES.",
+                f"CACHES has: {', '.join(map(repr, caches)) or 'nothing'}.",
+            )
+        ]
+    backend = (caches[alias] or {}).get("BACKEND")
+    if backend != DJANGO_REDIS_BACKEND:
+        return [
+            Problem(
+                26,
+                f"SESSION_REDIS['cache_alias'] is {alias!r}, whose BACKEND "
+                f"{backend!r} is not a django-redis cache.",
+                f"Point it at a cache with BACKEND {DJANGO_REDIS_BACKEND!r}, or "
+                "give SESSION_REDIS a url instead.",
+            )
+        ]
+    return []
+
+
+def _sentinel_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    problems = []
+    sentinels = options.get("sentinel_list")
+    if not (
+        isinstance(sentinels, list | tuple)
+        and sentinels
+        and all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and _is_port(pair[1])
+            for pair in sentinels
+        )
+    ):
+        problems.append(
+            Problem(
+                29,
+                "SESSION_REDIS['sentinel_list'] must be a non-empty list of "
+                f"(host, port) pairs, not {sentinels!r}.",
+                'For example: [("10.0.0.1", 26379), ("10.0.0.2", 26379)]',
+            )
+        )
+    alias = options.get("sentinel_master_alias")
+    if not (isinstance(alias, str) and alias):
+        problems.append(
+            Problem(
+                29,
+                "SESSION_REDIS with sentinels needs sentinel_master_alias, the "
+                f"name of the monitored master (it is {alias!r}).",
+            )
+        )
+    return problems
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _is_timeout(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    )
+
+
+def _is_optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+_TYPE_RULES: dict[str, tuple[Any, str]] = {
+    "host": (lambda v: isinstance(v, str) and bool(v), "a host name"),
+    "port": (_is_port, "a port number (1-65535)"),
+    "db": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a database number (0 or more)",
+    ),
+    "username": (_is_optional_str, "a string or None"),
+    "password": (_is_optional_str, "a string or None"),
+    "prefix": (lambda v: isinstance(v, str), "a string ('' for none)"),
+    "socket_timeout": (_is_timeout, "a number of seconds above 0, or None"),
+    "socket_connect_timeout": (_is_timeout, "a number of seconds above 0, or None"),
+    "retry_on_timeout": (lambda v: isinstance(v, bool), "True or False"),
+    "unix_domain_socket_path": (
+        lambda v: isinstance(v, str) and bool(v),
+        "the path of a socket file",
+    ),
+}
+
+
+def _type_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    problems = []
+    for key, (is_valid, expected) in _TYPE_RULES.items():
+        if key in options and not is_valid(options[key]):
+            problems.append(
+                Problem(
+                    27,
+                    f"SESSION_REDIS[{key!r}] must be {expected}, not {options[key]!r}.",
+                )
+            )
+    if "on_unavailable" in options and options["on_unavailable"] not in ON_UNAVAILABLE:
+        problems.append(
+            Problem(
+                28,
+                "SESSION_REDIS['on_unavailable'] must be 'raise' or 'empty', not "
+                f"{options['on_unavailable']!r}.",
+                "'raise' (the default) fails the request with "
+                "SessionStoreUnavailable; 'empty' serves it with an empty "
+                "session that is never saved.",
+            )
+        )
+    return problems
