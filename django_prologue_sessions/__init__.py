@@ -1,18 +1,15 @@
 """Session engines and level-filtered flash messages for Django."""
 
-from __future__ import annotations
-
-from typing import Any
+# The flash API is importable from the package root. Importing it binds the
+# name ``flash`` here to the function, over the submodule of the same name
+# (``import django_prologue_sessions.flash`` still finds the module).
+# flash.py reads no setting at import time, so this is safe before
+# settings are configured.
+from django_prologue_sessions.flash import (
+    flash,
+    get_flashed,
+    peek_flashed,
+    pop_flashed,
+)
 
 __all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed"]
-
-
-def __getattr__(name: str) -> Any:
-    # The flash API is importable from the package root, but importing it
-    # eagerly would pull django.contrib.messages into every ``import`` of an
-    # engine module (and before settings are configured).
-    if name in __all__:
-        from django_prologue_sessions import flash as flash_module
-
-        return getattr(flash_module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

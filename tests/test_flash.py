@@ -477,15 +477,20 @@ def test_something_else_than_a_request_is_a_type_error() -> None:
         get_flashed({}, "error")  # type: ignore[arg-type]
 
 
-def test_readers_are_importable_from_the_package_in_a_fresh_interpreter() -> None:
-    # A fresh interpreter: in this one, the flash module is already imported,
-    # which hides import-order problems of the package's lazy re-export.
+def test_api_is_importable_from_the_package_in_a_fresh_interpreter() -> None:
+    # A fresh interpreter, without settings: in this one the modules are
+    # already imported, which would hide import-order problems. The package
+    # root's ``flash`` is the function (it shadows the submodule's name);
+    # ``from django_prologue_sessions.flash import ...`` names the same objects.
     code = (
+        "import django_prologue_sessions as root\n"
+        "from django_prologue_sessions import flash, get_flashed, peek_flashed\n"
+        "from django_prologue_sessions import pop_flashed\n"
+        "from django_prologue_sessions.flash import flash as api_flash\n"
+        "from django_prologue_sessions.flash import get_flashed as api_get\n"
+        "assert callable(flash) and flash is api_flash and root.flash is flash\n"
+        "assert get_flashed is api_get\n"
         "import django; django.setup()\n"
-        "from django_prologue_sessions import get_flashed, peek_flashed, pop_flashed\n"
-        "import django_prologue_sessions.flash as api\n"
-        "assert (get_flashed, peek_flashed, pop_flashed) == "
-        "(api.get_flashed, api.peek_flashed, api.pop_flashed)\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     root = Path(__file__).resolve().parent.parent
