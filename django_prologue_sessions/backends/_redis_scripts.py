@@ -1,9 +1,8 @@
 """The Lua scripts of the Redis engine: each write is one atomic round trip.
 
-A session is a Redis hash: one field per session key, plus reserved fields
-whose name starts with a NUL byte (``\\x00c``, the creation time), which keep an
-emptied session in existence. A user key that itself starts with NUL is stored
-with one more NUL in front, so it never collides with a reserved field.
+A session is a Redis hash, laid out as the ``redis`` engine module says: a
+field name starts with ``\\x00`` (reserved), ``\\x01`` (a serialized value) or
+is a plain key holding a string.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -56,6 +55,23 @@ return 1
 UPDATE = LuaScript(
     _SLICED_CALLS
     + """
+-- A key is stored either plain (a string) or serialized (\\1 + key): setting
+-- one form deletes the other, which a concurrent request may have written.
+local function other_form(name)
+  local first = string.byte(name, 1)
+  if first == 0 then
+    return nil
+  elseif first ~= 1 then
+    return '\\1' .. name
+  end
+  local key = string.sub(name, 2)
+  local key_first = string.byte(key, 1)
+  if key_first == 0 or key_first == 1 then
+    return nil  -- such keys are only ever stored serialized
+  end
+  return key
+end
+
 -- ARGV: ttl, mode, n, then n field/value pairs to set, then fields to delete.
 -- mode 'r' (replace) first deletes every user field: the caller never saw them.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -63,13 +79,19 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 if ARGV[2] == 'r' then
   for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.byte(name, 1) ~= 0 or string.byte(name, 2) == 0 then
+    if string.byte(name, 1) ~= 0 then
       redis.call('HDEL', KEYS[1], name)
     end
   end
 end
 local last_set = 3 + 2 * tonumber(ARGV[3])
 call_sliced('HDEL', KEYS[1], last_set + 1, #ARGV, 1000)
+for i = 4, last_set, 2 do
+  local other = other_form(ARGV[i])
+  if other then
+    redis.call('HDEL', KEYS[1], other)
+  end
+end
 call_sliced('HSET', KEYS[1], 4, last_set, 1000)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1

@@ -1,10 +1,21 @@
 """A Redis session engine: one round trip per operation, safe under outages.
 
 Each session is a Redis hash at ``{prefix}:{<session key>}`` (the braces are a
-cluster hash tag), one field per session key holding its value serialized with
-``SESSION_SERIALIZER``, and a reserved ``\\x00c`` field (creation time) that
-keeps an emptied session in existence. Redis expires the hash: its TTL is the
-session's expiry age.
+cluster hash tag) with one field per session key. Redis expires the hash: its
+TTL is the session's expiry age. The first byte of a field name tells what the
+field holds:
+
+- ``\\x01`` + key: the value serialized with ``SESSION_SERIALIZER``;
+- ``\\x00`` + letter: reserved, e.g. ``\\x00c``, the creation time, which
+  keeps an emptied session in existence;
+- anything else: the key itself, holding a string value as plain UTF-8. Under
+  Django's JSON serializer this is what JSON would give back, minus quotes
+  and escapes: most session values are strings, and at most 64 bytes a field
+  Redis keeps the whole hash in its compact listpack form (a login's 64-digit
+  ``_auth_user_hash`` would be 66 bytes as JSON).
+
+A key starting with ``\\x00`` or ``\\x01`` is always stored serialized, so no
+field name means two things.
 
 Loading is one HGETALL; creating, updating and deleting are one command each
 (see ``_redis_scripts``). An update sends only the fields that changed since
@@ -26,6 +37,7 @@ from django.contrib.sessions.backends.base import (
     SessionBase,
     UpdateError,
 )
+from django.core.signing import JSONSerializer
 from django.utils.crypto import get_random_string
 
 from django_prologue_sessions.backends import _redis_scripts as scripts
@@ -41,7 +53,11 @@ logger = logging.getLogger("django_prologue_sessions.redis")
 
 KEY_LENGTH = 32
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
-CREATED_FIELD = b"\x00c"
+# The first byte of a field name says what it holds (see the module docstring).
+RESERVED = b"\x00"
+SERIALIZED = b"\x01"
+MARKERS = (RESERVED, SERIALIZED)
+CREATED_FIELD = RESERVED + b"c"
 # Five clashes in a row among 36**32 keys means something else is wrong.
 CREATE_ATTEMPTS = 5
 
@@ -58,6 +74,8 @@ class SessionStore(SessionBase):
         # Set when Redis could not be read in on_unavailable="empty" mode: the
         # empty session stands in for the real one and must never replace it.
         self._unavailable = False
+        # The TTL this instance created the session with, if it did.
+        self._created_ttl: int | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -70,7 +88,8 @@ class SessionStore(SessionBase):
     # Reading ---------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
-        assert self.session_key is not None
+        if self.session_key is None:
+            return {}
         try:
             raw = sync_redis().execute("HGETALL", self.redis_key(self.session_key))
         except UNAVAILABLE_ERRORS as exc:
@@ -78,7 +97,8 @@ class SessionStore(SessionBase):
         return self._decode(raw)
 
     async def aload(self) -> dict[str, Any]:
-        assert self.session_key is not None
+        if self.session_key is None:
+            return {}
         try:
             raw = await async_redis().execute(
                 "HGETALL", self.redis_key(self.session_key)
@@ -142,7 +162,7 @@ class SessionStore(SessionBase):
             done = sync_redis().run_script(script, self._own_redis_key(), *args)
         except UNAVAILABLE_ERRORS as exc:
             return self._write_failed(exc)
-        self._written(done, must_create, fields)
+        self._written(done, must_create, fields, args[0])
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
@@ -156,7 +176,7 @@ class SessionStore(SessionBase):
             done = await async_redis().run_script(script, self._own_redis_key(), *args)
         except UNAVAILABLE_ERRORS as exc:
             return self._write_failed(exc)
-        self._written(done, must_create, fields)
+        self._written(done, must_create, fields, args[0])
 
     def delete(self, session_key: str | None = None) -> None:
         key = self._key_to_delete(session_key)
@@ -203,14 +223,13 @@ class SessionStore(SessionBase):
         session: dict[str, Any] = {}
         stored: Fields = {}
         for field, value in raw.items():
-            if field[:1] == b"\x00":
-                if field[1:2] != b"\x00":
-                    continue  # a reserved field
-                name_bytes = field[1:]
-            else:
-                name_bytes = field
             try:
-                session[name_bytes.decode()] = loads(value)
+                if field[:1] == SERIALIZED:
+                    session[field[1:].decode()] = loads(value)
+                elif field[:1] == RESERVED:
+                    continue
+                else:
+                    session[field.decode()] = value.decode()
             except Exception:
                 # Left in Redis as it is (e.g. written under another
                 # SESSION_SERIALIZER): skipping it loses nothing stored.
@@ -222,10 +241,18 @@ class SessionStore(SessionBase):
 
     def _encode(self, data: dict[str, Any]) -> Fields:
         dumps = self._codec.dumps
+        raw_strings = self.serializer is JSONSerializer
         fields: Fields = {}
         for name, value in data.items():
+            field = name.encode() if type(name) is str else _json_key(name)
+            if raw_strings and isinstance(value, str) and field[:1] not in MARKERS:
+                try:
+                    fields[field] = value.encode()
+                    continue
+                except UnicodeEncodeError:  # a lone surrogate: JSON escapes it
+                    pass
             encoded = dumps(value)
-            fields[_field_name(name)] = (
+            fields[SERIALIZED + field] = (
                 encoded.encode() if isinstance(encoded, str) else encoded
             )
         return fields
@@ -257,16 +284,21 @@ class SessionStore(SessionBase):
             mode = b"d"
             changed = {f: v for f, v in fields.items() if stored.get(f) != v}
             removed = [f for f in stored if f not in fields]
+            if not changed and not removed and ttl == self._created_ttl:
+                # Created by this very instance (cycle_key() then the
+                # middleware's save): Redis already holds exactly this.
+                return None
         args = [ttl, mode, len(changed)]
         for field, value in changed.items():
             args += (field, value)
         args += removed
         return scripts.UPDATE, args, fields
 
-    def _written(self, done: Any, must_create: bool, fields: Fields) -> None:
+    def _written(self, done: Any, must_create: bool, fields: Fields, ttl: int) -> None:
         if not done:
             raise CreateError if must_create else UpdateError
         self._stored = fields
+        self._created_ttl = ttl if must_create else None
         self._unavailable = False
 
     def _key_to_delete(self, session_key: str | None) -> str | None:
@@ -305,15 +337,12 @@ def unavailable(exc: Exception) -> SessionStoreUnavailable:
     )
 
 
-def _field_name(name: Any) -> bytes:
-    """The hash field of a session key: the key as JSON would write it."""
-    if not isinstance(name, str):
-        if not (name is None or isinstance(name, bool | int | float)):
-            raise TypeError(
-                f"Session keys must be strings, not {type(name).__name__}: {name!r}"
-            )
-        name = json.dumps(name)
-    field = str(name).encode()
-    # Reserved fields start with one NUL; a user key starting with NUL gets
-    # another, which _decode() strips.
-    return b"\x00" + field if field[:1] == b"\x00" else field
+def _json_key(name: Any) -> bytes:
+    """A key that is not a string, as a JSON object's key would be written."""
+    if name is None or isinstance(name, bool | int | float):
+        return json.dumps(name).encode()
+    if isinstance(name, str):  # a str subclass
+        return str(name).encode()
+    raise TypeError(
+        f"Session keys must be strings, not {type(name).__name__}: {name!r}"
+    )

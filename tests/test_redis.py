@@ -1,0 +1,475 @@
+"""The Redis engine against a real server: the contract, in every configuration,
+then what the contract does not say (layout, expiry, round trips, merging)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.signing import JSONSerializer
+from django.test import Client, SimpleTestCase, override_settings
+
+from django_prologue_sessions.backends.redis import CREATED_FIELD, SessionStore
+from tests.redis_round_trips import count_round_trips
+from tests.redis_server import RedisServer
+from tests.session_contract import SessionContractTests
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="class")
+def _redis_url_on_class(request: pytest.FixtureRequest, redis_url: str) -> None:
+    request.cls.redis_url = redis_url
+
+
+@pytest.fixture(scope="class")
+def _unix_socket_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A server of the class's own that also listens on a Unix socket."""
+    server = RedisServer()
+    socket_path = server.dir / "redis.sock"
+    server.extra_args += ["--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+    server.start()
+    request.cls.socket_path = socket_path
+    try:
+        yield
+    finally:
+        server.cleanup()
+
+
+def django_redis_caches(url: str) -> dict[str, Any]:
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url},
+    }
+
+
+@pytest.mark.usefixtures("_redis_url_on_class")
+class RedisContractTests(SessionContractTests, SimpleTestCase):
+    """The contract with ``SESSION_REDIS = {"url": ...}``; subclasses vary it."""
+
+    backend = SessionStore
+    redis_url: ClassVar[str]
+
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": self.redis_url}}
+
+
+class RedisHostPortContractTests(RedisContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        url = urlsplit(self.redis_url)
+        return {
+            "SESSION_REDIS": {
+                "host": url.hostname,
+                "port": url.port,
+                "db": int(url.path.strip("/") or 0),
+                "socket_timeout": 2,
+            }
+        }
+
+
+class RedisResp2ContractTests(RedisContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": f"{self.redis_url}?protocol=2"}}
+
+
+class RedisCustomPrefixContractTests(RedisContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": self.redis_url, "prefix": "app1:sess"}}
+
+
+class RedisNoPrefixContractTests(RedisContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": self.redis_url, "prefix": ""}}
+
+
+class RedisCacheAliasContractTests(RedisContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {
+            "CACHES": django_redis_caches(self.redis_url),
+            "SESSION_REDIS": {"cache_alias": "sessions"},
+        }
+
+
+@pytest.mark.usefixtures("_unix_socket_server")
+class RedisUnixSocketContractTests(RedisContractTests):
+    socket_path: ClassVar[Path]
+
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"unix_domain_socket_path": str(self.socket_path)}}
+
+
+class RedisUnixUrlContractTests(RedisUnixSocketContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": f"unix://{self.socket_path}?db=3"}}
+
+
+class RedisEmptyOnUnavailableContractTests(RedisContractTests):
+    """The degraded mode changes nothing while Redis is up."""
+
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": {"url": self.redis_url, "on_unavailable": "empty"}}
+
+
+# Beyond the contract ----------------------------------------------------------
+
+ENGINE = "django_prologue_sessions.backends.redis"
+AUTH_SESSION = {
+    "_auth_user_id": "1042",
+    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+    "_auth_user_hash": "9f86d081884c7d659a2feaa0c55ad015"
+    "a3bf4f1b2b0b822cd15d6c15b0f00a08",
+}
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
+    """The engine on the flushed test database; yields a plain client to look."""
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS={"url": redis_url}):
+        yield redis_client
+
+
+def saved_session(data: dict[str, Any] | None = None) -> SessionStore:
+    session = SessionStore()
+    session.update(data or {"k": "v"})
+    session.save()
+    return session
+
+
+def hash_of(client: redis.Redis, session: SessionStore) -> dict[bytes, bytes]:
+    assert session.session_key is not None
+    return client.hgetall(f"session:{{{session.session_key}}}")  # type: ignore[return-value]
+
+
+def test_layout_is_one_hash_per_session_in_its_own_slot(store: redis.Redis) -> None:
+    session = saved_session({"user": "ann", "cart": [1, 2], "n": None})
+    key = f"session:{{{session.session_key}}}"
+    assert store.keys("*") == [key.encode()]
+    assert store.type(key) == b"hash"
+    stored = store.hgetall(key)
+    created = stored.pop(CREATED_FIELD)
+    assert created.isdigit()
+    # Strings plain, anything else serialized behind a \x01.
+    assert stored == {b"user": b"ann", b"\x01cart": b"[1,2]", b"\x01n": b"null"}
+    # The hash tag puts everything keyed by this session key in one slot.
+    assert session.session_key is not None
+    slot = redis.crc.key_slot(session.session_key.encode())
+    assert redis.crc.key_slot(key.encode()) == slot
+    assert SessionStore.redis_key(session.session_key) == key
+
+
+@pytest.mark.parametrize(
+    ("expiry", "expected_ttl"),
+    [(None, 300), (0, 300), (60, 60), (timedelta(minutes=2), 120)],
+)
+def test_redis_ttl_is_the_session_expiry(
+    store: redis.Redis, expiry: Any, expected_ttl: int
+) -> None:
+    with override_settings(SESSION_COOKIE_AGE=300):
+        session = SessionStore()
+        session["k"] = "v"
+        session.set_expiry(expiry)
+        session.save()
+        ttl = store.ttl(f"session:{{{session.session_key}}}")
+    assert expected_ttl - 2 <= ttl <= expected_ttl
+
+
+def test_every_save_resets_the_ttl(store: redis.Redis) -> None:
+    session = saved_session()
+    key = f"session:{{{session.session_key}}}"
+    store.expire(key, 5)
+    again = SessionStore(session.session_key)
+    again["k"] = "changed"
+    again.save()
+    assert store.ttl(key) > settings.SESSION_COOKIE_AGE - 5
+
+
+def test_round_trips_of_each_operation(store: redis.Redis) -> None:
+    saved_session()  # opens the pooled connection and loads the scripts
+    with count_round_trips() as created:
+        session = saved_session({"a": 1})
+    key = session.session_key
+    with count_round_trips() as loaded:
+        again = SessionStore(key)
+        assert again["a"] == 1
+    with count_round_trips() as updated:
+        again["b"] = 2
+        again.save()
+    with count_round_trips() as checked:
+        assert again.exists(key)
+    with count_round_trips() as deleted:
+        again.delete()
+    assert (created, loaded, updated, checked, deleted) == (
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+    )
+    assert not store.exists(f"session:{{{key}}}")
+
+
+def test_keys_that_this_engine_cannot_have_made_never_reach_redis(
+    store: redis.Redis,
+) -> None:
+    saved_session()
+    for key in ["A" * 32, "a" * 31, "a" * 33, "é" * 32, "a" * 31 + ":", "*" * 32]:
+        with count_round_trips() as sent:
+            session = SessionStore(key)
+            assert session.session_key is None
+            assert session.get("k") is None
+            assert session.exists(key) is False
+            session.delete(key)
+        assert sent == {}, key
+
+
+def test_round_trips_through_the_middleware(store: redis.Redis) -> None:
+    client = Client()
+    client.get("/session/set/", {"warm": "up"})
+    with count_round_trips() as new_session:
+        client = Client()
+        client.get("/session/set/", {"key": "value"})
+    with count_round_trips() as untouched:
+        client.get("/session/untouched/")
+    with count_round_trips() as read:
+        assert client.get("/session/read/").content == b'"value"'
+    with count_round_trips() as modified:
+        client.get("/session/set/", {"key": "other"})
+    with count_round_trips() as cycled:
+        client.get("/session/cycle/")  # load, create the new key, delete the old
+    with count_round_trips() as flushed:
+        client.get("/session/flush/")  # flush() does not load the session
+    assert [new_session, untouched, read, modified, cycled, flushed] == [
+        {"sync": 1},
+        {},
+        {"sync": 1},
+        {"sync": 2},
+        {"sync": 3},
+        {"sync": 1},
+    ]
+    assert len(store.keys("*")) == 1  # the first client's; the rest are gone
+
+
+def test_async_methods_use_redis_asyncio_only(store: redis.Redis) -> None:
+    asyncio.run(async_round_trips())
+
+
+async def async_round_trips() -> None:
+    session = SessionStore()
+    await session.aset("a", 1)
+    await session.asave()  # warms this event loop's client
+    with count_round_trips() as created:
+        fresh = SessionStore()
+        await fresh.aset("a", 1)
+        await fresh.asave()
+    with count_round_trips() as loaded:
+        again = SessionStore(fresh.session_key)
+        assert await again.aget("a") == 1
+    with count_round_trips() as updated:
+        await again.aset("b", 2)
+        await again.asave()
+    with count_round_trips() as checked:
+        assert await again.aexists(fresh.session_key)
+    with count_round_trips() as deleted:
+        await again.adelete()
+    assert (created, loaded, updated, checked, deleted) == (
+        {"async": 1},
+        {"async": 1},
+        {"async": 1},
+        {"async": 1},
+        {"async": 1},
+    )
+
+
+def test_a_flushed_script_cache_costs_one_more_round_trip_once(
+    store: redis.Redis,
+) -> None:
+    saved_session()
+    store.script_flush()
+    with count_round_trips() as first:
+        saved_session()
+    with count_round_trips() as second:
+        saved_session()
+    assert (first, second) == ({"sync": 2}, {"sync": 1})
+
+
+def test_concurrent_saves_of_different_keys_keep_both(store: redis.Redis) -> None:
+    key = saved_session({"shared": 0, "gone": 1}).session_key
+    first, second = SessionStore(key), SessionStore(key)
+    assert first["shared"] == second["shared"] == 0  # both requests load
+    first["cart"] = ["book"]
+    del first["gone"]
+    second["flash"] = "saved!"
+    second["shared"] = 2
+    first.save()
+    second.save()
+    assert dict(SessionStore(key).items()) == {
+        "shared": 2,
+        "cart": ["book"],
+        "flash": "saved!",
+    }
+
+
+def test_a_key_changing_form_keeps_one_form_only(store: redis.Redis) -> None:
+    """A key is stored plain (a string) or serialized: never both, even when
+    concurrent requests write different forms."""
+    session = saved_session({"a": "text", "b": 1})
+    key = session.session_key
+    first, second = SessionStore(key), SessionStore(key)
+    first.load(), second.load()
+    first["a"] = 5  # plain -> serialized
+    second["a"] = "other text"  # stays plain
+    second["b"] = "now text"  # serialized -> plain
+    second["c"] = "new, plain"  # a key neither had loaded
+    first["c"] = 3
+    second.save()
+    first.save()
+    fields = set(hash_of(store, session)) - {CREATED_FIELD}
+    assert fields == {b"\x01a", b"b", b"\x01c"}
+    assert dict(SessionStore(key).items()) == {"a": 5, "b": "now text", "c": 3}
+
+
+def test_strings_json_would_escape_round_trip(store: redis.Redis) -> None:
+    values = {"lone surrogate": "\ud800", "nul": "a\x00b", "emoji": "🔑", "": "x"}
+    session = saved_session(values)
+    stored = hash_of(store, session)
+    assert stored[b"\x01lone surrogate"] == b'"\\ud800"'
+    assert stored[b"emoji"] == "🔑".encode()
+    assert stored[b""] == b"x"
+    assert dict(SessionStore(session.session_key).items()) == values
+
+
+def test_a_session_emptied_before_loading_replaces_what_was_stored(
+    store: redis.Redis,
+) -> None:
+    key = saved_session({"a": 1, "b": 2}).session_key
+    session = SessionStore(key)
+    session.clear()  # Django sets the cache without loading
+    session["c"] = 3
+    session.save()
+    assert dict(SessionStore(key).items()) == {"c": 3}
+    assert CREATED_FIELD in hash_of(store, session)
+
+
+def test_an_emptied_session_still_exists(store: redis.Redis) -> None:
+    key = saved_session({"a": 1}).session_key
+    session = SessionStore(key)
+    del session["a"]
+    session.save()
+    assert session.exists(key)
+    assert SessionStore(key).load() == {}
+    assert SessionStore(key).session_key == key
+
+
+def test_keys_that_look_reserved_are_kept_apart(store: redis.Redis) -> None:
+    session = saved_session({"\x00c": "mine", "\x00\x00x": 1})
+    stored = hash_of(store, session)
+    assert stored[CREATED_FIELD].isdigit()
+    assert stored[b"\x01\x00c"] == b'"mine"'
+    assert stored[b"\x01\x00\x00x"] == b"1"
+    assert dict(SessionStore(session.session_key).items()) == {
+        "\x00c": "mine",
+        "\x00\x00x": 1,
+    }
+
+
+def test_non_string_keys_are_stored_as_json_would(store: redis.Redis) -> None:
+    session = saved_session({1: "one", 2.5: "half", None: "none"})  # type: ignore[dict-item]
+    assert dict(SessionStore(session.session_key).items()) == {
+        "1": "one",
+        "2.5": "half",
+        "null": "none",
+    }
+    assert json.loads(json.dumps({1: "one", 2.5: "half", None: "none"})) == dict(
+        SessionStore(session.session_key).items()
+    )
+    session[(1, 2)] = "tuple"  # type: ignore[index]
+    with pytest.raises(TypeError, match="Session keys must be strings"):
+        session.save()
+
+
+def test_a_field_that_cannot_be_decoded_is_skipped_and_kept(
+    store: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = saved_session({"good": 1})
+    redis_key = f"session:{{{session.session_key}}}"
+    store.hset(redis_key, "bad", b"\xff{not json")
+    again = SessionStore(session.session_key)
+    assert dict(again.items()) == {"good": 1}
+    assert "could not be decoded" in caplog.text
+    again["good"] = 2
+    again.save()
+    assert store.hget(redis_key, "bad") == b"\xff{not json"
+    assert store.hget(redis_key, "\x01good") == b"2"
+
+
+def test_a_huge_session_is_written_in_slices(store: redis.Redis) -> None:
+    data = {f"key{i}": i for i in range(12_000)}
+    session = saved_session(data)
+    again = SessionStore(session.session_key)
+    assert dict(again.items()) == data
+    for i in range(0, 12_000, 2):
+        del again[f"key{i}"]
+    for i in range(5_000):
+        again[f"new{i}"] = i
+    again.save()
+    expected = {f"key{i}": i for i in range(1, 12_000, 2)}
+    expected.update({f"new{i}": i for i in range(5_000)})
+    assert dict(SessionStore(session.session_key).items()) == expected
+
+
+class TaggedJSONSerializer(JSONSerializer):
+    """A SESSION_SERIALIZER whose output is recognisable in Redis."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return b"T" + super().dumps(obj)
+
+    def loads(self, data: bytes) -> Any:
+        assert data[:1] == b"T"
+        return super().loads(data[1:])
+
+
+def test_session_serializer_is_honoured(store: redis.Redis) -> None:
+    with override_settings(SESSION_SERIALIZER="tests.test_redis.TaggedJSONSerializer"):
+        session = saved_session({"k": "v"})
+        assert hash_of(store, session)[b"\x01k"] == b'T"v"'
+        assert SessionStore(session.session_key)["k"] == "v"
+
+
+REALISTIC_SESSIONS = {
+    "empty": {},
+    "logged in": AUTH_SESSION,
+    "logged in, cart, expiry": {
+        **AUTH_SESSION,
+        "cart": [{"sku": "B-1042", "qty": 2}, {"sku": "C-77", "qty": 1}],
+        "_session_expiry": 3600,
+    },
+    "anonymous preferences": {"theme": "dark", "lang": "fr", "tz": "Europe/Paris"},
+}
+
+
+@pytest.mark.parametrize("data", REALISTIC_SESSIONS.values(), ids=REALISTIC_SESSIONS)
+def test_uses_no_more_memory_than_django_redis_sessions(
+    store: redis.Redis, data: dict[str, Any]
+) -> None:
+    """Compared with what django-redis-sessions stores for the same data: the
+    string ``SessionBase.encode(data)`` at ``session:<key>``, with a TTL (its
+    SessionStore class has the same name, so the same signing salt)."""
+    ours = saved_session(data) if data else SessionStore()
+    if not data:
+        ours.save()
+    key = ours.session_key
+    assert key is not None
+    store.set(f"session:{key[::-1]}", ours.encode(data), ex=300)
+    our_bytes = store.memory_usage(f"session:{{{key}}}", samples=0)
+    their_bytes = store.memory_usage(f"session:{key[::-1]}", samples=0)
+    assert our_bytes is not None
+    assert their_bytes is not None
+    assert our_bytes <= their_bytes
