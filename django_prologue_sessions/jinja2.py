@@ -28,8 +28,12 @@ from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 
-import django_prologue_sessions.flash as flash_api
+# ``from ... import`` form: the package's attribute ``flash`` is the
+# function, which shadows the module for ``import ... as``.
 from django_prologue_sessions.flash import Levels
+from django_prologue_sessions.flash import get_flashed as api_get_flashed
+from django_prologue_sessions.flash import peek_flashed as api_peek_flashed
+from django_prologue_sessions.flash import pop_flashed as api_pop_flashed
 
 
 class FlashExtension(Extension):
@@ -62,17 +66,17 @@ class JinjaMessage(Message):
 
 @pass_context
 def get_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
-    return _for_jinja(flash_api.get_flashed(_request(context), level))
+    return _for_jinja(api_get_flashed(_request(context), level))
 
 
 @pass_context
 def peek_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
-    return _for_jinja(flash_api.peek_flashed(_request(context), level))
+    return _for_jinja(api_peek_flashed(_request(context), level))
 
 
 @pass_context
 def pop_flashed(context: Context, level: Levels = None) -> JinjaMessage | None:
-    message = flash_api.pop_flashed(_request(context), level)
+    message = api_pop_flashed(_request(context), level)
     return _for_jinja([message])[0] if message else None
 
 

@@ -11,8 +11,12 @@ from django.contrib.messages.storage.base import Message
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
-import django_prologue_sessions.flash as flash_api
+# ``from ... import`` form: the package's attribute ``flash`` is the
+# function, which shadows the module for ``import ... as``.
 from django_prologue_sessions.flash import Level, Levels
+from django_prologue_sessions.flash import get_flashed as api_get_flashed
+from django_prologue_sessions.flash import peek_flashed as api_peek_flashed
+from django_prologue_sessions.flash import pop_flashed as api_pop_flashed
 
 register = template.Library()
 
@@ -21,21 +25,21 @@ register = template.Library()
 def get_flashed(
     context: template.Context, *levels: Level, level: Levels = None
 ) -> list[Message]:
-    return flash_api.get_flashed(_request(context), _levels(levels, level))
+    return api_get_flashed(_request(context), _levels(levels, level))
 
 
 @register.simple_tag(takes_context=True)
 def peek_flashed(
     context: template.Context, *levels: Level, level: Levels = None
 ) -> list[Message]:
-    return flash_api.peek_flashed(_request(context), _levels(levels, level))
+    return api_peek_flashed(_request(context), _levels(levels, level))
 
 
 @register.simple_tag(takes_context=True)
 def pop_flashed(
     context: template.Context, *levels: Level, level: Levels = None
 ) -> Message | None:
-    return flash_api.pop_flashed(_request(context), _levels(levels, level))
+    return api_pop_flashed(_request(context), _levels(levels, level))
 
 
 def _request(context: template.Context) -> HttpRequest:
