@@ -1,0 +1,260 @@
+"""Redis going away in the middle of a run never logs anyone out nor loses data.
+
+Each test has a server of its own, stops (or freezes) it between requests or
+inside one, and starts it again; the server saves its data on shutdown, as a
+production Redis does, so what was stored before the outage is there after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, override_settings
+from django.urls import include, path
+
+from django_prologue_sessions.backends.redis import SessionStore
+from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+ENGINE = "django_prologue_sessions.backends.redis"
+COOKIE = settings.SESSION_COOKIE_NAME
+
+# The server that the views below stop or start in the middle of a request.
+current_server: RedisServer | None = None
+
+
+def start_redis_then_write(request: HttpRequest) -> HttpResponse:
+    """Read the session while Redis is down, then write once it is back."""
+    assert request.session.get("key") is None
+    assert current_server is not None
+    current_server.start()
+    request.session["key"] = "overwritten"
+    return HttpResponse("ok")
+
+
+def stop_redis_then_write(request: HttpRequest) -> HttpResponse:
+    """Read the session, then write it after Redis went down."""
+    assert request.session.get("key") == "value"
+    assert current_server is not None
+    current_server.stop()
+    request.session["key"] = "changed"
+    return HttpResponse("ok")
+
+
+urlpatterns = [
+    path("outage/start-then-write/", start_redis_then_write),
+    path("outage/stop-then-write/", stop_redis_then_write),
+    path("", include("tests.urls")),
+]
+
+
+@pytest.fixture
+def server(private_redis_server: RedisServer) -> Iterator[RedisServer]:
+    global current_server
+    client = private_redis_server.client()
+    client.config_set("save", "3600 1")  # save on shutdown, load on start
+    client.close()
+    current_server = private_redis_server
+    try:
+        yield private_redis_server
+    finally:
+        current_server = None
+        if private_redis_server.process is not None:  # it may be frozen
+            os.kill(private_redis_server.process.pid, signal.SIGCONT)
+
+
+@contextmanager
+def engine(server: RedisServer, **options: Any) -> Iterator[None]:
+    with override_settings(
+        SESSION_ENGINE=ENGINE,
+        ROOT_URLCONF=__name__,
+        SESSION_REDIS={"url": server.url, "socket_timeout": 0.5, **options},
+    ):
+        yield
+
+
+def client_with_session(**data: str) -> tuple[Client, str]:
+    client = Client()
+    assert client.get("/session/set/", data).status_code == 200
+    return client, client.cookies[COOKIE].value
+
+
+def client_with_cookie(cookie: str) -> Client:
+    client = Client(raise_request_exception=False)
+    client.cookies = SimpleCookie({COOKIE: cookie})
+    return client
+
+
+def test_the_server_keeps_its_data_across_a_restart(server: RedisServer) -> None:
+    with engine(server):
+        client, _ = client_with_session(key="value")
+        server.stop()
+        server.start()
+        assert client.get("/session/get/").json() == {"key": "value"}
+
+
+@pytest.mark.parametrize(
+    "url", ["/session/get/", "/session/set/?key=overwritten", "/session/flush/"]
+)
+def test_by_default_a_request_fails_clearly_and_changes_nothing(
+    server: RedisServer, url: str
+) -> None:
+    with engine(server):
+        client, cookie = client_with_session(key="value")
+        server.stop()
+        with pytest.raises(SessionStoreUnavailable, match="Redis session store"):
+            client.get(url)
+        response = client_with_cookie(cookie).get(url)
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies  # neither deleted nor replaced
+        server.start()
+        assert client.get("/session/get/").json() == {"key": "value"}
+        client.get("/session/set/", {"after": "restart"})
+        assert client.get("/session/get/").json() == {
+            "key": "value",
+            "after": "restart",
+        }
+        assert client.cookies[COOKIE].value == cookie
+
+
+def test_the_message_names_the_setting_and_the_cause(server: RedisServer) -> None:
+    with engine(server):
+        client, _ = client_with_session(key="value")
+        server.stop()
+        with pytest.raises(SessionStoreUnavailable) as raised:
+            client.get("/session/get/")
+    message = str(raised.value)
+    assert "ConnectionError" in message
+    assert "SESSION_REDIS" in message
+    assert "on_unavailable" in message
+
+
+def test_empty_mode_serves_an_empty_session_and_never_overwrites(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with engine(server, on_unavailable="empty"):
+        client, cookie = client_with_session(key="value")
+        server.stop()
+        with caplog.at_level(logging.WARNING, "django_prologue_sessions.redis"):
+            response = client.get("/session/get/")
+            assert response.json() == {}
+            assert COOKIE not in response.cookies
+            response = client.get("/session/set/", {"key": "overwritten"})
+            assert response.status_code == 200
+            assert response.cookies[COOKIE].value == cookie  # kept, not deleted
+            # A new visitor gets a page too; nothing is stored for them.
+            assert Client().get("/session/set/", {"new": "visitor"}).status_code == 200
+        assert "serving an empty session" in caplog.text
+        assert "Session not saved" in caplog.text
+        assert "the session was not saved" in caplog.text
+        server.start()
+        assert client.get("/session/get/").json() == {"key": "value"}
+
+
+def test_empty_mode_still_refuses_to_fake_a_logout(server: RedisServer) -> None:
+    with engine(server, on_unavailable="empty"):
+        client, cookie = client_with_session(key="value")
+        server.stop()
+        with pytest.raises(SessionStoreUnavailable):
+            client.get("/session/flush/")
+        server.start()
+        response = client.get("/session/flush/")
+        assert response.cookies[COOKIE].value == ""
+        replay = client_with_cookie(cookie)
+        assert replay.get("/session/get/").json() == {}
+
+
+def test_empty_mode_never_saves_a_session_read_during_the_outage(
+    server: RedisServer,
+) -> None:
+    """Redis comes back between reading and saving: the empty stand-in must
+    not be written over the real session."""
+    with engine(server, on_unavailable="empty"):
+        client, cookie = client_with_session(key="value")
+        server.stop()
+        response = client.get("/outage/start-then-write/")
+        assert response.status_code == 200
+        assert response.cookies[COOKIE].value == cookie
+        assert client.get("/session/get/").json() == {"key": "value"}
+
+
+@pytest.mark.parametrize(("on_unavailable", "status"), [("raise", 500), ("empty", 200)])
+def test_redis_going_down_before_the_save(
+    server: RedisServer, on_unavailable: str, status: int
+) -> None:
+    with engine(server, on_unavailable=on_unavailable):
+        client, cookie = client_with_session(key="value")
+        response = client_with_cookie(cookie).get("/outage/stop-then-write/")
+        assert response.status_code == status
+        if status == 500:
+            assert COOKIE not in response.cookies
+        else:
+            assert response.cookies[COOKIE].value == cookie
+        server.start()
+        assert client.get("/session/get/").json() == {"key": "value"}
+
+
+@pytest.mark.parametrize(
+    ("on_unavailable", "expected"), [("raise", None), ("empty", {})]
+)
+def test_a_server_slower_than_socket_timeout(
+    server: RedisServer, on_unavailable: str, expected: dict[str, str] | None
+) -> None:
+    assert server.process is not None
+    with engine(server, on_unavailable=on_unavailable, socket_timeout=0.2):
+        client, cookie = client_with_session(key="value")
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            response = client_with_cookie(cookie).get("/session/get/")
+            if expected is None:
+                assert response.status_code == 500
+            else:
+                assert response.json() == expected
+            assert COOKIE not in response.cookies
+            response = client_with_cookie(cookie).get("/session/set/?key=lost")
+            assert response.status_code == (500 if expected is None else 200)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert client.get("/session/get/").json() == {"key": "value"}
+
+
+@pytest.mark.parametrize("on_unavailable", ["raise", "empty"])
+def test_async_methods_during_an_outage(
+    server: RedisServer, on_unavailable: str
+) -> None:
+    async def scenario() -> None:
+        session = SessionStore()
+        await session.aset("key", "value")
+        await session.asave()
+        key = session.session_key
+        server.stop()
+        during = SessionStore(key)
+        if on_unavailable == "raise":
+            with pytest.raises(SessionStoreUnavailable):
+                await during.aload()
+        else:
+            assert await during.aload() == {}
+            assert during.session_key == key
+            await during.aset("key", "overwritten")
+            await during.asave()  # writes nothing
+        with pytest.raises(SessionStoreUnavailable):
+            await during.aexists(key)
+        with pytest.raises(SessionStoreUnavailable):
+            await during.adelete(key)
+        server.start()
+        assert await SessionStore(key).aload() == {"key": "value"}
+
+    with engine(server, on_unavailable=on_unavailable):
+        asyncio.run(scenario())
