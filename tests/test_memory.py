@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -24,7 +26,11 @@ from django.test import Client, RequestFactory, SimpleTestCase, override_setting
 from django.urls import path
 
 from django_prologue_sessions.backends import memory
-from django_prologue_sessions.backends.memory import MemoryStore, SessionStore
+from django_prologue_sessions.backends.memory import (
+    MemoryStore,
+    SessionStore,
+    new_session_key,
+)
 from tests import views
 from tests.session_contract import SessionContractTests
 
@@ -415,6 +421,17 @@ class StoreTests(MemoryTestCase):
         SessionStore(a.session_key).load()
         keys = [key for key, _ in SessionStore.store.items()]
         self.assertEqual(keys, [b.session_key, a.session_key])
+
+    def test_new_keys_are_like_djangos_and_evenly_spread(self) -> None:
+        keys = {new_session_key() for _ in range(1000)}
+        self.assertEqual(len(keys), 1000)
+        for key in keys:
+            self.assertRegex(key, re.compile(r"\A[a-z0-9]{32}\Z"))
+        counts = Counter("".join(keys))
+        self.assertEqual(len(counts), 36)
+        # About 889 each; 600 or 1200 would be ten standard deviations off.
+        for char, count in counts.items():
+            self.assertTrue(600 < count < 1200, (char, count))
 
     def test_stores_are_separate(self) -> None:
         class OtherSessionStore(SessionStore):
