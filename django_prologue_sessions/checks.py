@@ -50,7 +50,33 @@ def _check_memory_settings() -> list[CheckMessage]:
 
 
 def _check_redis_settings() -> list[CheckMessage]:
-    return []
+    if settings.SESSION_ENGINE != OUR_ENGINES + "redis":
+        return []
+    from django_prologue_sessions.backends import _redis_options
+
+    problems = _redis_options.find_problems(
+        getattr(settings, "SESSION_REDIS", None), settings.CACHES
+    )
+    errors: list[CheckMessage] = [
+        Error(
+            problem.message,
+            hint=problem.hint,
+            id=f"django_prologue_sessions.E{problem.code:03d}",
+        )
+        for problem in problems
+    ]
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        errors.append(
+            Error(
+                "The Redis session engine needs the 'redis' package, which is "
+                "not installed.",
+                hint='pip install "django-prologue-sessions[redis]"',
+                id="django_prologue_sessions.E030",
+            )
+        )
+    return errors
 
 
 def _check_cookie_settings() -> list[CheckMessage]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class Settings:
@@ -39,9 +41,15 @@ class Settings:
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:
-        """The Redis engine's connection and behaviour options."""
+        """The Redis engine's connection and behaviour options (see docs/redis.md)."""
         value = getattr(settings, "SESSION_REDIS", None)
-        return dict(value) if value else {}
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ImproperlyConfigured(
+                f"SESSION_REDIS must be a dict, not {type(value).__name__}."
+            )
+        return dict(value)
 
 
 app_settings = Settings()

@@ -1,0 +1,185 @@
+"""System checks of the Redis engine's settings (ids E020-E039)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+from unittest import mock
+
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import SimpleTestCase, override_settings
+
+from django_prologue_sessions.checks import _check_redis_settings
+
+ENGINE = "django_prologue_sessions.backends.redis"
+DJANGO_REDIS_CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "sessions": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/1",
+    },
+}
+
+
+class RedisChecksTests(SimpleTestCase):
+    def ids(self, value: Any, **more: Any) -> list[str]:
+        with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=value, **more):
+            return [error.id or "" for error in _check_redis_settings()]
+
+    def assert_only(self, expected_id: str, value: Any, **more: Any) -> None:
+        self.assertEqual(self.ids(value, **more), [expected_id])
+
+    def test_working_settings_pass(self) -> None:
+        working: list[Any] = [
+            None,
+            {},
+            {"url": "redis://127.0.0.1:6379/0", "prefix": "session"},
+            {"url": "rediss://user:pw@redis.example.com:6380/2"},
+            {"url": "unix:///run/redis.sock?db=1", "on_unavailable": "empty"},
+            {"host": "10.0.0.5", "port": 6380, "db": 3, "password": "pw"},
+            {
+                "host": "localhost",
+                "socket_timeout": 0.25,
+                "socket_connect_timeout": None,
+                "retry_on_timeout": True,
+                "prefix": "",
+            },
+            {"unix_domain_socket_path": "/run/redis.sock", "db": 0},
+            {
+                "sentinel_list": [("10.0.0.1", 26379), ["10.0.0.2", 26379]],
+                "sentinel_master_alias": "mymaster",
+                "password": "pw",
+            },
+        ]
+        for value in working:
+            with self.subTest(value=value):
+                self.assertEqual(self.ids(value), [])
+        self.assertEqual(
+            self.ids({"cache_alias": "sessions"}, CACHES=DJANGO_REDIS_CACHES), []
+        )
+
+    def test_other_engines_are_not_checked(self) -> None:
+        with override_settings(
+            SESSION_ENGINE="redis_sessions.session",
+            SESSION_REDIS={"POOL": [], "host": 1},
+        ):
+            self.assertEqual(_check_redis_settings(), [])
+
+    def test_not_a_dict_is_e020(self) -> None:
+        for value in ("redis://127.0.0.1:6379/0", ["url"], 1):
+            with self.subTest(value=value):
+                self.assert_only("django_prologue_sessions.E020", value)
+
+    def test_unknown_key_is_e021_with_a_suggestion(self) -> None:
+        with override_settings(
+            SESSION_ENGINE=ENGINE, SESSION_REDIS={"url": "redis://x", "prefx": "s"}
+        ):
+            (error,) = _check_redis_settings()
+        self.assertEqual(error.id, "django_prologue_sessions.E021")
+        self.assertIn("'prefx'", error.msg)
+        self.assertIn("Did you mean 'prefix'?", error.hint or "")
+        self.assert_only("django_prologue_sessions.E021", {"POOL": []})
+
+    def test_more_than_one_way_to_reach_redis_is_e022(self) -> None:
+        for value in (
+            {"url": "redis://127.0.0.1:6379/0", "host": "127.0.0.1"},
+            {"url": "redis://127.0.0.1:6379/0", "port": 6379},
+            {"host": "127.0.0.1", "unix_domain_socket_path": "/run/redis.sock"},
+            {"url": "redis://x", "sentinel_list": [("a", 1)]},
+        ):
+            with self.subTest(value=value):
+                self.assert_only("django_prologue_sessions.E022", value)
+        self.assert_only(
+            "django_prologue_sessions.E022",
+            {"cache_alias": "sessions", "url": "redis://x"},
+            CACHES=DJANGO_REDIS_CACHES,
+        )
+
+    def test_connection_options_beside_cache_alias_are_e023(self) -> None:
+        self.assert_only(
+            "django_prologue_sessions.E023",
+            {"cache_alias": "sessions", "db": 2, "socket_timeout": 1},
+            CACHES=DJANGO_REDIS_CACHES,
+        )
+
+    def test_url_that_is_not_redis_is_e024(self) -> None:
+        for url in ("http://127.0.0.1:6379", "127.0.0.1:6379", 6379, None):
+            with self.subTest(url=url):
+                self.assert_only("django_prologue_sessions.E024", {"url": url})
+
+    def test_cache_alias_not_in_caches_is_e025(self) -> None:
+        self.assert_only("django_prologue_sessions.E025", {"cache_alias": "nope"})
+
+    def test_cache_alias_not_django_redis_is_e026(self) -> None:
+        caches = {
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"},
+        }
+        with override_settings(
+            SESSION_ENGINE=ENGINE,
+            SESSION_REDIS={"cache_alias": "default"},
+            CACHES=caches,
+        ):
+            (error,) = _check_redis_settings()
+        self.assertEqual(error.id, "django_prologue_sessions.E026")
+        self.assertIn("not a django-redis cache", error.msg)
+
+    def test_wrong_types_are_e027(self) -> None:
+        bad: dict[str, list[Any]] = {
+            "host": ["", 127],
+            "port": [0, 70000, "6379", True],
+            "db": [-1, "0", 1.0, False],
+            "password": [123],
+            "username": [["u"]],
+            "prefix": [None, 1],
+            "socket_timeout": [0, -1, "1", True],
+            "socket_connect_timeout": [0, "fast"],
+            "retry_on_timeout": [1, "yes", None],
+            "unix_domain_socket_path": ["", 1],
+        }
+        for key, values in bad.items():
+            for value in values:
+                with self.subTest(key=key, value=value):
+                    self.assert_only("django_prologue_sessions.E027", {key: value})
+
+    def test_unknown_on_unavailable_is_e028(self) -> None:
+        for value in ("ignore", None, True):
+            with self.subTest(value=value):
+                self.assert_only(
+                    "django_prologue_sessions.E028", {"on_unavailable": value}
+                )
+
+    def test_bad_sentinel_settings_are_e029(self) -> None:
+        for value in (
+            {"sentinel_list": [], "sentinel_master_alias": "m"},
+            {"sentinel_list": ["10.0.0.1:26379"], "sentinel_master_alias": "m"},
+            {"sentinel_list": [("10.0.0.1", "26379")], "sentinel_master_alias": "m"},
+            {"sentinel_list": [("10.0.0.1", 26379)]},
+            {"sentinel_master_alias": "m"},
+        ):
+            with self.subTest(value=value):
+                self.assertEqual(
+                    set(self.ids(value)), {"django_prologue_sessions.E029"}
+                )
+
+    def test_missing_redis_package_is_e030(self) -> None:
+        with mock.patch.dict(sys.modules, {"redis": None}):
+            self.assert_only("django_prologue_sessions.E030", {})
+
+    def test_every_problem_is_reported(self) -> None:
+        self.assertEqual(
+            self.ids({"url": "http://x", "port": "1", "on_unavailable": "x", "z": 1}),
+            [
+                "django_prologue_sessions.E021",
+                "django_prologue_sessions.E022",
+                "django_prologue_sessions.E027",
+                "django_prologue_sessions.E028",
+            ],
+        )
+
+    def test_manage_py_check_reports_it(self) -> None:
+        with (
+            override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS={"hots": "x"}),
+            self.assertRaisesMessage(SystemCheckError, "django_prologue_sessions.E021"),
+        ):
+            call_command("check")
