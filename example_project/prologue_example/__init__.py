@@ -1,0 +1,1 @@
+"""A small site showing the session engines and flash messages at work."""
