@@ -1,0 +1,345 @@
+"""Benchmark the session engines against their peers: ``python -m bench``.
+
+Runs, back to back against one real Redis server:
+
+1. the latency mode: every engine of ``bench/engines.py`` in a worker process
+   of its own (``bench/worker.py``), through Django's WSGI handler, in four
+   scenarios; several rounds, the engines taking turns, so that a slow moment
+   of the machine spreads over all of them;
+2. the load mode: the example project under gunicorn on loopback, loaded by
+   concurrent clients, for each Redis engine (``bench/load.py``).
+
+Writes ``results.json``, ``results.md`` and ``results.png`` to ``--out``
+(``bench/`` by default). The Redis database it uses is flushed: by default a
+private server is started, from ``tests/redis_server.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.engines import ENGINES, SCENARIOS, Engine
+from bench.load import run_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FLOOR_TRIPS = {"create": 1, "read": 1, "modify": 2}
+
+FULL = {
+    "rounds": 3,
+    "repeats": 3,
+    "requests": 400,
+    "warmup": 50,
+    "count_requests": 100,
+    "load_clients": 8,
+    "load_requests": 2000,
+    "load_seconds": 20.0,
+}
+QUICK = {
+    "rounds": 1,
+    "repeats": 1,
+    "requests": 20,
+    "warmup": 5,
+    "count_requests": 10,
+    "load_clients": 2,
+    "load_requests": 20,
+    "load_seconds": 10.0,
+}
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_worker(
+    engine: Engine,
+    redis_url: str,
+    params: dict[str, Any],
+    floor_trips: dict[str, int],
+    profile: str = "",
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="prologue-bench-") as tmp:
+        output = Path(tmp) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.worker",
+            "--engine",
+            engine.name,
+            "--redis-url",
+            redis_url,
+            "--floor-trips",
+            json.dumps(floor_trips),
+            "--requests",
+            str(params["requests"]),
+            "--warmup",
+            str(params["warmup"]),
+            "--repeats",
+            str(params["repeats"]),
+            "--count-requests",
+            str(params["count_requests"]),
+            "--output",
+            str(output),
+        ]
+        if profile:
+            command += ["--profile", profile]
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            return {"failed": done.stderr[-3000:]}
+        result: dict[str, Any] = json.loads(output.read_text())
+        return result
+
+
+def run_latency(
+    engines: list[Engine], redis_url: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    floor_trips = dict(DEFAULT_FLOOR_TRIPS)
+    floor_source = "the Redis engine's targets (our Redis engine did not run)"
+    for round_ in range(params["rounds"]):
+        for engine in engines:
+            if engine.name in failed:
+                continue
+            began = time.monotonic()
+            result = run_worker(engine, redis_url, params, floor_trips)
+            took = time.monotonic() - began
+            if "failed" in result:
+                failed[engine.name] = result["failed"]
+                results.pop(engine.name, None)
+                log(f"  round {round_ + 1}: {engine.name} FAILED")
+                continue
+            log(f"  round {round_ + 1}: {engine.name} ({took:.1f} s)")
+            if engine.name not in results:
+                results[engine.name] = result
+            else:
+                for scenario, data in result["scenarios"].items():
+                    results[engine.name]["scenarios"][scenario]["us"] += data["us"]
+            if engine.name == "prologue-redis" and round_ == 0:
+                floor_trips = {
+                    scenario: round(data["round_trips"])
+                    for scenario, data in result["scenarios"].items()
+                    if data["round_trips"]
+                }
+                floor_source = "our Redis engine's measured round trips"
+    for result in results.values():
+        for data in result["scenarios"].values():
+            data["us_median"] = statistics.median(data["us"])
+    return {
+        "engines": results,
+        "failed": failed,
+        "floor_trips": floor_trips,
+        "floor_trips_source": floor_source,
+        "params": {key: params[key] for key in FULL if not key.startswith("load")},
+    }
+
+
+def run_load(
+    engines: list[Engine], redis_url: str, params: dict[str, Any], server: str
+) -> dict[str, Any]:
+    import redis
+
+    from tests.redis_server import free_port
+
+    client = redis.Redis.from_url(redis_url)
+    runs = []
+    for engine in engines:
+        client.flushdb()
+        log(f"  load: {engine.name} under {server}")
+        try:
+            run = run_engine(
+                engine,
+                redis_url,
+                server=server,
+                port=free_port(),
+                clients=params["load_clients"],
+                requests=params["load_requests"],
+                seconds=params["load_seconds"],
+                workers=params["load_workers"],
+                threads=params["load_threads"],
+            )
+        except RuntimeError as exc:
+            run = {"engine": engine.name, "server": server, "failed": str(exc)}
+        runs.append(run)
+    client.flushdb()
+    client.close()
+    return {
+        "runs": runs,
+        "params": {key: params[key] for key in params if key.startswith("load")},
+    }
+
+
+def machine(redis_url: str) -> dict[str, Any]:
+    import redis
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = redis.Redis.from_url(redis_url).info("server")
+    server = (
+        f"valkey {info['valkey_version']}"
+        if "valkey_version" in info
+        else f"redis {info['redis_version']}"
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "redis_server": server,
+    }
+
+
+def start_redis(url: str | None) -> tuple[str, Any]:
+    url = url or os.environ.get("REDIS_URL") or None
+    if url:
+        return url, None
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    return server.url, server
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the session engines against their peers.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts: checks that it runs"
+    )
+    parser.add_argument(
+        "--only", choices=("latency", "load"), help="run one mode; keep the other's"
+    )
+    parser.add_argument(
+        "--engines", default="", help="comma-separated engine names (default: all)"
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="a server whose database may be flushed (default: $REDIS_URL, "
+        "else a private server)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "bench"), help="results folder")
+    parser.add_argument("--server", choices=("auto", "gunicorn", "wsgiref"))
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="ENGINE:SCENARIO",
+        help="print a cProfile of one engine in one scenario, and stop",
+    )
+    for key, value in FULL.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value))
+    parser.add_argument("--load-workers", type=int, default=2)
+    parser.add_argument("--load-threads", type=int, default=4)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Stopped with SIGTERM, still stop the worker and the Redis server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    params: dict[str, Any] = dict(QUICK if args.quick else FULL)
+    for key in FULL:
+        value = getattr(args, key)
+        if value is not None:
+            params[key] = value
+    params["load_workers"] = args.load_workers
+    params["load_threads"] = args.load_threads
+
+    chosen = set(args.engines.split(",")) - {""}
+    unknown = chosen - {engine.name for engine in ENGINES}
+    if unknown:
+        log(f"Unknown engines: {', '.join(sorted(unknown))}")
+        return 2
+    selected = [e for e in ENGINES if not chosen or e.name in chosen]
+    engines = [e for e in selected if not e.missing()]
+    missing = {e.name: e.missing() for e in selected if e.missing()}
+
+    redis_url, server = start_redis(args.redis_url)
+    try:
+        if args.profile:
+            return profile(args.profile, redis_url, params, Path(args.out))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        previous = out / "results.json"
+        results: dict[str, Any] = {}
+        if args.only and previous.exists():
+            results = json.loads(previous.read_text())
+        started = time.monotonic()
+        results["run"] = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+            "machine": machine(redis_url),
+        }
+        if args.only != "load":
+            log(f"Latency: {len(engines)} engines, {params['rounds']} rounds")
+            results["latency"] = run_latency(engines, redis_url, params)
+            results["latency"]["missing"] = missing
+        if args.only != "latency":
+            load_server = args.server or "auto"
+            if load_server == "auto":
+                load_server = "gunicorn" if _has("gunicorn") else "wsgiref"
+            redis_engines = [e for e in engines if e.family == "redis"]
+            log(f"Load: {len(redis_engines)} engines under {load_server}")
+            results["load"] = run_load(redis_engines, redis_url, params, load_server)
+        results["run"]["seconds"] = round(time.monotonic() - started, 1)
+        results["run"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        previous.write_text(json.dumps(results, indent=1) + "\n")
+        (out / "results.md").write_text(report.markdown(results))
+        charted = report.chart(results, out / "results.png")
+        print((out / "results.md").read_text())
+        if not charted:
+            log("matplotlib is not installed: no chart (pip install -e '.[bench]').")
+        log(f"Wrote {out / 'results.md'} in {results['run']['seconds']} s.")
+        return 0
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def profile(target: str, redis_url: str, params: dict[str, Any], out: Path) -> int:
+    from bench.engines import get_engine
+
+    name, _, scenario = target.partition(":")
+    if scenario not in SCENARIOS:
+        log(f"--profile wants ENGINE:SCENARIO, a scenario of {', '.join(SCENARIOS)}")
+        return 2
+    result = run_worker(
+        get_engine(name), redis_url, params, DEFAULT_FLOOR_TRIPS, profile=scenario
+    )
+    if "failed" in result:
+        log(result["failed"])
+        return 1
+    print(result["profile"])
+    return 0
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,497 @@
+"""The benchmark's results as a Markdown report and a chart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.engines import BY_NAME, SCENARIOS
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+NONE = "\N{EN DASH}"
+
+# Target: (family, scenario, least speedup over the fastest peer, strict).
+SPEED_TARGETS = [
+    ("redis", "create", 2.0, False),
+    ("redis", "modify", 1.4, False),
+    ("redis", "read", 1.0, False),
+    *(("memory", scenario, 1.0, True) for scenario in SCENARIOS),
+    *(("cookie", scenario, 1.0, False) for scenario in SCENARIOS),
+]
+ROUND_TRIP_TARGETS = {"create": 1, "read": 1, "modify": 2, "untouched": 0}
+FLOOR_TARGET = 1.3
+OURS_BY_FAMILY = {
+    "redis": "prologue-redis",
+    "memory": "prologue-memory",
+    "cookie": "prologue-signed",
+}
+
+
+def _us(value: float | None) -> str:
+    if value is None:
+        return NONE
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _label(name: str) -> str:
+    engine = BY_NAME.get(name)
+    label = engine.label if engine else name
+    return f"**{label}**" if engine and engine.ours else label
+
+
+def median(latency: dict[str, Any], name: str, scenario: str) -> float | None:
+    engine = latency["engines"].get(name)
+    if engine is None or scenario not in engine["scenarios"]:
+        return None
+    value: float = engine["scenarios"][scenario]["us_median"]
+    return value
+
+
+def best_peer(
+    latency: dict[str, Any], family: str, scenario: str
+) -> tuple[str, float] | None:
+    """The fastest peer of ``family`` in ``scenario``: its name and time."""
+    timed = [
+        (us, name)
+        for name in latency["engines"]
+        if (engine := BY_NAME.get(name))
+        and engine.family == family
+        and not engine.ours
+        and (us := median(latency, name, scenario)) is not None
+    ]
+    if not timed:
+        return None
+    us, name = min(timed)
+    return name, us
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of the issue: what it asks, what was measured, met or not."""
+
+    engine: str
+    kind: str  # "speed", "round trips", "floor" or "cookie"
+    scenario: str
+    wanted: str
+    measured: str
+    #: "met", "missed" or "not measured".
+    verdict: str
+
+    def row(self) -> list[str]:
+        verdict = "**missed**" if self.verdict == "missed" else self.verdict
+        return [self.wanted, self.measured, verdict]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def targets(results: dict[str, Any]) -> Iterator[Target]:
+    """Each target of the issue, judged on the latency results."""
+    latency = results.get("latency")
+    if not latency:
+        return
+    for family, scenario, least, strict in SPEED_TARGETS:
+        ours = OURS_BY_FAMILY[family]
+        wanted = (
+            f"{_label(ours)} {scenario}: "
+            + ("faster than" if strict else f"≥ {least:g}{TIMES} as fast as")
+            + " the fastest peer"
+        )
+        ours_us = median(latency, ours, scenario)
+        peer = best_peer(latency, family, scenario)
+        if ours_us is None or peer is None:
+            yield Target(ours, "speed", scenario, wanted, NONE, "not measured")
+            continue
+        speedup = peer[1] / ours_us
+        yield Target(
+            ours,
+            "speed",
+            scenario,
+            wanted,
+            f"{speedup:.2f}{TIMES} ({_us(ours_us)} µs vs {_us(peer[1])} µs, "
+            f"{_label(peer[0])})",
+            _verdict(speedup > least if strict else speedup >= least),
+        )
+    redis = latency["engines"].get("prologue-redis")
+    for scenario, wanted_trips in ROUND_TRIP_TARGETS.items():
+        wanted = f"{_label('prologue-redis')} {scenario}: {wanted_trips} round trip(s)"
+        trips = (
+            None
+            if redis is None
+            else redis["scenarios"].get(scenario, {}).get("round_trips")
+        )
+        if trips is None:
+            yield Target(
+                "prologue-redis", "round trips", scenario, wanted, NONE, "not measured"
+            )
+            continue
+        yield Target(
+            "prologue-redis",
+            "round trips",
+            scenario,
+            wanted,
+            f"{trips:g}",
+            _verdict(trips == wanted_trips),
+        )
+    for scenario in SCENARIOS:
+        wanted = (
+            f"{_label('prologue-redis')} {scenario}: "
+            f"within {FLOOR_TARGET}{TIMES} of the floor"
+        )
+        ours_us = median(latency, "prologue-redis", scenario)
+        floor_us = median(latency, "floor", scenario)
+        if ours_us is None or floor_us is None:
+            yield Target(
+                "prologue-redis", "floor", scenario, wanted, NONE, "not measured"
+            )
+            continue
+        ratio = ours_us / floor_us
+        yield Target(
+            "prologue-redis",
+            "floor",
+            scenario,
+            wanted,
+            f"{ratio:.2f}{TIMES} ({_us(ours_us)} µs vs {_us(floor_us)} µs)",
+            _verdict(ratio <= FLOOR_TARGET),
+        )
+    ours_cookie = latency["engines"].get("prologue-signed", {}).get("cookie_bytes")
+    django_cookie = latency["engines"].get("django-signed", {}).get("cookie_bytes")
+    wanted = f"{_label('prologue-signed')}: cookie no larger than Django's"
+    if ours_cookie is None or django_cookie is None:
+        yield Target("prologue-signed", "cookie", "", wanted, NONE, "not measured")
+    else:
+        yield Target(
+            "prologue-signed",
+            "cookie",
+            "",
+            wanted,
+            f"{ours_cookie} vs {django_cookie} bytes",
+            _verdict(ours_cookie <= django_cookie),
+        )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append(
+        "|" + "|".join("---" if i == 0 else "--:" for i in range(len(header))) + "|"
+    )
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _latency_sections(results: dict[str, Any]) -> list[str]:
+    latency = results["latency"]
+    engines = latency["engines"]
+    params = latency["params"]
+    samples = params["rounds"] * params["repeats"]
+    lines = [
+        "## Latency",
+        "",
+        f"Microseconds per request, through Django's WSGI handler "
+        f"(`SessionMiddleware` and a view): the median of {samples} samples "
+        f"({params['rounds']} rounds {TIMES} {params['repeats']} repeats, the engines "
+        f"taking turns), each the mean of {params['requests']} requests after "
+        f"{params['warmup']} of warm-up. Lower is better; ours in bold.",
+        "",
+    ]
+    rows = []
+    for name, result in engines.items():
+        cells = [_label(name)]
+        for scenario in SCENARIOS:
+            data = result["scenarios"].get(scenario)
+            cells.append(_us(data["us_median"]) if data else NONE)
+        rows.append(cells)
+    lines += _table(["engine", *SCENARIOS], rows)
+    spreads = [
+        (max(data["us"]) - min(data["us"])) / data["us_median"]
+        for result in engines.values()
+        for data in result["scenarios"].values()
+        if data["us_median"]
+    ]
+    if spreads:
+        lines += [
+            "",
+            f"Spread of the samples (max minus min, over the median): "
+            f"{min(spreads):.0%} at best, {max(spreads):.0%} at worst.",
+        ]
+
+    lines += [
+        "",
+        "## Redis round trips and sizes",
+        "",
+        "Round trips per request as the Redis server counts them (`INFO stats` "
+        "`total_reads_processed` deltas over "
+        f"{params['count_requests']} requests, less the probes' own); commands "
+        "in brackets where they differ. Cookie: bytes of the session cookie's "
+        "value. Redis: `MEMORY USAGE` of one session's keys.",
+        "",
+    ]
+    rows = []
+    for name, result in engines.items():
+        cells = [_label(name)]
+        for scenario in SCENARIOS:
+            data = result["scenarios"].get(scenario, {})
+            trips, commands = data.get("round_trips"), data.get("commands")
+            if trips is None:
+                cells.append(NONE)
+            elif commands is not None and commands != trips:
+                cells.append(f"{trips:g} ({commands:g})")
+            else:
+                cells.append(f"{trips:g}")
+        cookie = result.get("cookie_bytes")
+        cells.append(NONE if cookie is None else str(cookie))
+        memory = result.get("redis_bytes")
+        keys = result.get("redis_keys", 1)
+        cells.append(
+            NONE
+            if memory is None
+            else f"{memory}" + (f" ({keys} keys)" if keys != 1 else "")
+        )
+        rows.append(cells)
+    lines += _table(
+        ["engine", *(f"{s} trips" for s in SCENARIOS), "cookie bytes", "Redis bytes"],
+        rows,
+    )
+    lines += [
+        "",
+        f"The floor makes {_trips(latency['floor_trips'])} raw redis-py round "
+        f"trips ({latency['floor_trips_source']}) in a request with no "
+        "middleware, and sets a cookie where a session engine would.",
+    ]
+
+    lines += ["", "## Ours against the fastest peer", ""]
+    rows = []
+    for family, ours in OURS_BY_FAMILY.items():
+        for name in [
+            ours,
+            *(["prologue-signed-encrypted"] if family == "cookie" else []),
+        ]:
+            for scenario in SCENARIOS:
+                ours_us = median(latency, name, scenario)
+                peer = best_peer(latency, family, scenario)
+                if ours_us is None or peer is None:
+                    continue
+                rows.append(
+                    [
+                        _label(name),
+                        scenario,
+                        _us(ours_us),
+                        _label(peer[0]),
+                        _us(peer[1]),
+                        f"{peer[1] / ours_us:.2f}{TIMES}",
+                    ]
+                )
+    lines += _table(
+        ["ours", "scenario", "µs", "fastest peer", "peer µs", "speedup"], rows
+    )
+    lines += ["", "Speedup: the peer's time over ours; above 1, ours is faster."]
+
+    plain = engines.get("prologue-signed")
+    encrypted = engines.get("prologue-signed-encrypted")
+    if plain and encrypted:
+        lines += ["", "## The cost of encrypting the cookie", ""]
+        rows = []
+        for scenario in SCENARIOS:
+            a = median(latency, "prologue-signed", scenario)
+            b = median(latency, "prologue-signed-encrypted", scenario)
+            if a and b:
+                rows.append(
+                    [scenario, _us(a), _us(b), f"{b - a:+.1f} µs ({b / a - 1:+.0%})"]
+                )
+        rows.append(
+            [
+                "cookie bytes",
+                str(plain.get("cookie_bytes")),
+                str(encrypted.get("cookie_bytes")),
+                "",
+            ]
+        )
+        lines += _table(["", "signed", "signed + AES-GCM", "cost"], rows)
+
+    not_run = [
+        f"- {_label(name)}: not importable here ({', '.join(modules)})"
+        for name, modules in latency.get("missing", {}).items()
+    ] + [
+        f"- {_label(name)}: failed: `{_last_line(text)}`"
+        for name, text in latency.get("failed", {}).items()
+    ]
+    if not_run:
+        lines += ["", "Not run:", "", *not_run]
+    return lines
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "?"
+
+
+def _trips(trips: dict[str, int]) -> str:
+    return ", ".join(f"{trips.get(s, 0)} ({s})" for s in SCENARIOS)
+
+
+def _load_section(results: dict[str, Any]) -> list[str]:
+    load = results["load"]
+    params = load["params"]
+    lines = [
+        "## Under load",
+        "",
+        f"The example project (`example_project/`) under a real WSGI server on "
+        f"loopback ({params['load_workers']} workers {TIMES} {params['load_threads']} "
+        f"threads for gunicorn), {params['load_clients']} concurrent clients, "
+        f"each a visitor with its own session on a keep-alive connection, "
+        f"loading the home page (which updates the session) at most "
+        f"{params['load_requests']} times in all within "
+        f"{params['load_seconds']:g} s. Lost updates: visits answered that the "
+        "client's counter in the session does not show.",
+        "",
+    ]
+    rows = []
+    for run in load["runs"]:
+        if "failed" in run:
+            rows.append(
+                [_label(run["engine"]), run["server"], "failed", "", "", "", "", ""]
+            )
+            continue
+        rows.append(
+            [
+                _label(run["engine"]),
+                run["server"],
+                str(run["requests"]),
+                str(run["errors"]),
+                str(run["lost_updates"]),
+                f"{run['requests_per_second']:.0f}",
+                _us(run["p50_ms"]),
+                _us(run["p99_ms"]),
+            ]
+        )
+    lines += _table(
+        [
+            "engine",
+            "server",
+            "requests",
+            "errors",
+            "lost updates",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+        ],
+        rows,
+    )
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    run = results["run"]
+    machine = run["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{run['command']}` on {run['date']}: {machine['cpus']} cores "
+        f"({machine['cpu_model'] or 'unknown CPU'}), Python {machine['python']}, "
+        f"{machine['redis_server']} on loopback, {run.get('seconds', '?')} s. "
+        f"Load average before/after: {run['load_average_before'][0]} / "
+        f"{run.get('load_average_after', ['?'])[0]}.",
+    ]
+    versions = next(
+        (
+            r.get("versions")
+            for r in results.get("latency", {}).get("engines", {}).values()
+        ),
+        None,
+    )
+    if versions:
+        lines += [
+            "",
+            "Packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        ]
+    if "latency" in results:
+        lines += [""]
+        lines += ["![Microseconds per request](results.png)", ""]
+        lines += ["## Targets", ""]
+        lines += _table(
+            ["target", "measured", ""], [target.row() for target in targets(results)]
+        )
+        lines += [""]
+        lines += _latency_sections(results)
+    if "load" in results:
+        lines += [""]
+        lines += _load_section(results)
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Write the bar chart of the latency results; ``False`` without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latency = results.get("latency")
+    if not latency:
+        return False
+    panels = [
+        ("Redis engines", ["redis", "floor"]),
+        ("Cookie and in-process engines", ["cookie", "memory"]),
+    ]
+    ours_colors = ["#c0392b", "#e67e22", "#d35400", "#8e44ad"]
+    peer_colors = ["#5d6d7e", "#85929e", "#aeb6bf", "#2e4053"]
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5.6), constrained_layout=True)
+    for axis, (title, families) in zip(axes, panels, strict=True):
+        names = [
+            name
+            for family in families
+            for name in latency["engines"]
+            if BY_NAME[name].family == family
+        ]
+        width = 0.8 / max(1, len(names))
+        ours_i = peers_i = 0
+        for index, name in enumerate(names):
+            engine = BY_NAME[name]
+            if engine.family == "floor":
+                color, hatch = "#ffffff", "//"
+            elif engine.ours:
+                color, hatch = ours_colors[ours_i % 4], ""
+                ours_i += 1
+            else:
+                color, hatch = peer_colors[peers_i % 4], ""
+                peers_i += 1
+            values = [median(latency, name, s) or 0.0 for s in SCENARIOS]
+            positions = [
+                i + (index - (len(names) - 1) / 2) * width
+                for i in range(len(SCENARIOS))
+            ]
+            axis.bar(
+                positions,
+                values,
+                width,
+                label=engine.label,
+                color=color,
+                edgecolor="#1b2631",
+                hatch=hatch,
+                linewidth=0.6,
+            )
+        axis.set_xticks(range(len(SCENARIOS)), SCENARIOS)
+        axis.set_ylabel("µs per request (median; lower is better)")
+        axis.set_title(title)
+        axis.grid(axis="y", alpha=0.3)
+        axis.set_axisbelow(True)
+        axis.legend(
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.08),
+            ncol=2,
+            frameon=False,
+        )
+    figure.suptitle(
+        f"Django request cycle per session engine: "
+        f"{results['run']['machine']['cpus']} cores, {results['run']['date']}",
+        fontsize=11,
+    )
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

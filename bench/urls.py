@@ -1,0 +1,117 @@
+"""The views of the four scenarios, and the floor's twins of them.
+
+A session of typical size: the three keys ``django.contrib.auth.login()``
+writes, a CSRF secret as ``CSRF_USE_SESSIONS`` keeps it, and a small cart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+SESSION: dict[str, Any] = {
+    "_auth_user_id": "4217",
+    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+    # An HMAC-SHA256 hex digest, as get_session_auth_hash() returns.
+    "_auth_user_hash": (
+        "9f2c4e1b7a0d3c5e8f6a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6"
+    ),
+    "_csrftoken": "kY3vQ9pL2mX7rT4wZ8nB5cF1gH6jD0sA",
+    "cart": [
+        {"sku": "BK-1024", "qty": 1, "price": "24.90"},
+        {"sku": "MG-0042", "qty": 2, "price": "9.50"},
+        {"sku": "TS-3310", "qty": 1, "price": "19.00"},
+    ],
+}
+
+
+def create(request: HttpRequest) -> HttpResponse:
+    request.session.update(SESSION)
+    return HttpResponse(b"created")
+
+
+def read(request: HttpRequest) -> HttpResponse:
+    user = request.session.get("_auth_user_id")
+    cart = request.session.get("cart", [])
+    return HttpResponse(f"{user}: {len(cart)} items".encode())
+
+
+def modify(request: HttpRequest) -> HttpResponse:
+    cart = request.session.get("cart", [])
+    # One quantity changes, within a digit, so that the session keeps its size.
+    first = dict(cart[0], qty=cart[0]["qty"] % 9 + 1)
+    request.session["cart"] = [first, *cart[1:]]
+    return HttpResponse(b"modified")
+
+
+def untouched(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"untouched")
+
+
+# The floor: no session at all, only the Redis round trips that our Redis
+# engine makes for the scenario, done with redis-py directly, and the cookie a
+# session engine would set.
+
+PAYLOAD = json.dumps(SESSION, separators=(",", ":")).encode()
+AGE = 14 * 24 * 60 * 60
+_keys = itertools.count()
+
+
+def bench_setting(name: str) -> Any:
+    """A setting of ``bench/worker_settings.py`` (unknown to django-stubs)."""
+    return getattr(settings, name)
+
+
+@cache
+def raw_client() -> redis.Redis:
+    return redis.Redis.from_url(bench_setting("BENCH_REDIS_URL"))
+
+
+def _floor(scenario: str, request: HttpRequest, body: bytes) -> HttpResponse:
+    trips = bench_setting("BENCH_FLOOR_TRIPS").get(scenario, 0)
+    client = raw_client()
+    key = f"bench:floor:{next(_keys) if scenario == 'create' else 'fixture'}"
+    for trip in range(trips):
+        if scenario in ("read", "modify") and trip == 0:
+            client.get(key)
+        else:
+            client.set(key, PAYLOAD, ex=AGE)
+    response = HttpResponse(body)
+    if scenario in ("create", "modify"):
+        response.set_cookie(settings.SESSION_COOKIE_NAME, key, max_age=AGE)
+    return response
+
+
+def floor_create(request: HttpRequest) -> HttpResponse:
+    return _floor("create", request, b"created")
+
+
+def floor_read(request: HttpRequest) -> HttpResponse:
+    return _floor("read", request, b"4217: 3 items")
+
+
+def floor_modify(request: HttpRequest) -> HttpResponse:
+    return _floor("modify", request, b"modified")
+
+
+def floor_untouched(request: HttpRequest) -> HttpResponse:
+    return _floor("untouched", request, b"untouched")
+
+
+urlpatterns = [
+    path("create/", create),
+    path("read/", read),
+    path("modify/", modify),
+    path("untouched/", untouched),
+    path("floor/create/", floor_create),
+    path("floor/read/", floor_read),
+    path("floor/modify/", floor_modify),
+    path("floor/untouched/", floor_untouched),
+]

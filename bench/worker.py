@@ -1,0 +1,265 @@
+"""One engine's latency run, in a process of its own: ``python -m bench.worker``.
+
+Drives Django's real WSGI handler (``SessionMiddleware`` and a view, the
+request cycle a server runs, without the socket) through the four scenarios
+and writes a JSON result. ``python -m bench`` runs one worker per engine, back
+to back, against the same Redis server, and merges their results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import sys
+import time
+from collections.abc import Iterable
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from bench.engines import get_engine
+
+BASE_ENVIRON: dict[str, Any] = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "testserver",
+    "SERVER_PORT": "80",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "127.0.0.1",
+    "HTTP_HOST": "testserver",
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.errors": sys.stderr,
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+}
+
+PACKAGES = ("django", "redis", "django-redis", "django-redis-sessions", "cryptography")
+
+WsgiApp = Any
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def request(
+    app: WsgiApp, path: str, cookie: str | None, cookie_name: str
+) -> str | None:
+    """Send one GET through the WSGI app; return the session cookie it sets."""
+    environ = {**BASE_ENVIRON, "PATH_INFO": path, "wsgi.input": io.BytesIO()}
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> None:
+        started.append((status, headers))
+
+    body: Iterable[bytes] = app(environ, start_response)
+    try:
+        for _ in body:
+            pass
+    finally:
+        body.close()  # type: ignore[attr-defined]
+    status, headers = started[0]
+    if not status.startswith("200"):
+        raise BenchError(f"GET {path} answered {status}")
+    prefix = f"{cookie_name}="
+    for name, value in headers:
+        if name == "Set-Cookie" and value.strip().startswith(prefix):
+            return value.strip().split(";", 1)[0]
+    return None
+
+
+class Worker:
+    def __init__(self, engine_name: str, redis_url: str) -> None:
+        import django
+        from django.conf import settings
+        from django.core.wsgi import get_wsgi_application
+
+        django.setup()
+        self.cookie_name = settings.SESSION_COOKIE_NAME
+        self.engine = get_engine(engine_name)
+        self.app = get_wsgi_application()
+        self.prefix = "/floor/" if self.engine.family == "floor" else "/"
+        self.redis: Any = None
+        if self.engine.uses_redis:
+            import redis
+
+            self.redis = redis.Redis.from_url(redis_url)
+
+    def path(self, scenario: str) -> str:
+        return f"{self.prefix}{scenario}/"
+
+    def reset(self) -> None:
+        """Start from empty stores, so that every repeat sees the same state."""
+        from django.core.cache import caches
+
+        if self.redis is not None:
+            self.redis.flushdb()
+        caches["default"].clear()
+        if self.engine.module:
+            store = import_module(self.engine.module).SessionStore
+            clear_all = getattr(store, "clear_all", None)
+            if clear_all is not None:
+                clear_all()
+
+    def fixture(self, scenario: str) -> str | None:
+        """Reset, then the cookie of a stored session of typical size."""
+        self.reset()
+        if scenario == "create":
+            return None
+        if self.engine.family == "floor":
+            from bench.urls import PAYLOAD
+
+            self.redis.set("bench:floor:fixture", PAYLOAD)
+            return f"{self.cookie_name}=bench-floor-fixture-{'x' * 13}"
+        cookie = request(self.app, self.path("create"), None, self.cookie_name)
+        if cookie is None:
+            raise BenchError("Creating the session set no cookie.")
+        return cookie
+
+    def run(self, scenario: str, requests: int, warmup: int) -> float:
+        """Time ``requests`` requests after ``warmup``; microseconds per request."""
+        cookie = self.fixture(scenario)
+        path = self.path(scenario)
+        app = self.app
+        for _ in range(warmup):
+            request(app, path, cookie, self.cookie_name)
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(requests):
+            request(app, path, cookie, self.cookie_name)
+        elapsed = time.perf_counter_ns() - started
+        return elapsed / requests / 1000
+
+    def _server_counts(self) -> tuple[int, int]:
+        stats = self.redis.info("stats")
+        # Redis < 7 has no read counter: commands stand in for round trips.
+        reads = stats.get("total_reads_processed", stats["total_commands_processed"])
+        return int(reads), int(stats["total_commands_processed"])
+
+    def count_round_trips(
+        self, scenario: str, requests: int
+    ) -> tuple[float | None, float | None]:
+        """Round trips and commands per request, as the Redis server counts them.
+
+        Server-wide counters, so that a peer's own client is counted the same
+        as ours; the two INFO probes' own share is measured and taken off.
+        """
+        if self.redis is None:
+            return None, None
+        cookie = self.fixture(scenario)
+        path = self.path(scenario)
+        for _ in range(5):  # connections and their handshakes happen here
+            request(self.app, path, cookie, self.cookie_name)
+        first = self._server_counts()
+        second = self._server_counts()
+        probe = (second[0] - first[0], second[1] - first[1])
+        before = self._server_counts()
+        for _ in range(requests):
+            request(self.app, path, cookie, self.cookie_name)
+        after = self._server_counts()
+        reads = (after[0] - before[0] - probe[0]) / requests
+        commands = (after[1] - before[1] - probe[1]) / requests
+        return round(reads, 2), round(commands, 2)
+
+    def cookie_bytes(self) -> int | None:
+        if self.engine.family == "floor":
+            return None
+        self.reset()
+        cookie = request(self.app, self.path("create"), None, self.cookie_name)
+        if cookie is None:
+            raise BenchError("Creating the session set no cookie.")
+        return len(cookie.split("=", 1)[1])
+
+    def redis_bytes(self) -> tuple[int, int] | None:
+        """``MEMORY USAGE`` of one session's keys, and how many keys it has."""
+        if self.redis is None:
+            return None
+        self.reset()
+        request(self.app, self.path("create"), None, self.cookie_name)
+        keys = list(self.redis.scan_iter(count=1000))
+        return sum(int(self.redis.memory_usage(key)) for key in keys), len(keys)
+
+    def profile(self, scenario: str, requests: int, top: int = 35) -> str:
+        cookie = self.fixture(scenario)
+        path = self.path(scenario)
+        for _ in range(50):
+            request(self.app, path, cookie, self.cookie_name)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests):
+            request(self.app, path, cookie, self.cookie_name)
+        profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.strip_dirs().sort_stats("tottime").print_stats(top)
+        return out.getvalue()
+
+
+def package_versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine", required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--floor-trips", default="")
+    parser.add_argument("--scenarios", default="create,read,modify,untouched")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--count-requests", type=int, default=200)
+    parser.add_argument("--profile", default="", help="a scenario to profile")
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args(argv)
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.worker_settings"
+    os.environ["BENCH_ENGINE"] = args.engine
+    os.environ["BENCH_REDIS_URL"] = args.redis_url
+    os.environ["BENCH_FLOOR_TRIPS"] = args.floor_trips
+    worker = Worker(args.engine, args.redis_url)
+
+    result: dict[str, Any] = {"engine": args.engine, "scenarios": {}}
+    if args.profile:
+        result["profile"] = worker.profile(args.profile, args.requests)
+    else:
+        for scenario in args.scenarios.split(","):
+            samples = [
+                worker.run(scenario, args.requests, args.warmup)
+                for _ in range(args.repeats)
+            ]
+            trips, commands = worker.count_round_trips(scenario, args.count_requests)
+            result["scenarios"][scenario] = {
+                "us": samples,
+                "round_trips": trips,
+                "commands": commands,
+            }
+        result["cookie_bytes"] = worker.cookie_bytes()
+        memory = worker.redis_bytes()
+        if memory is not None:
+            result["redis_bytes"], result["redis_keys"] = memory
+        result["versions"] = package_versions()
+        worker.reset()
+    with open(args.output, "w") as file:
+        json.dump(result, file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Settings of one benchmark worker: the engine named by ``$BENCH_ENGINE``.
+
+The stack is as small as a session needs: ``SessionMiddleware`` and a view
+(no middleware at all for the floor), so that what differs between two runs is
+the session engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from bench.engines import get_engine
+
+BENCH_ENGINE = get_engine(os.environ.get("BENCH_ENGINE", "prologue-signed"))
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The floor's round trips per scenario, from our Redis engine's run.
+BENCH_FLOOR_TRIPS: dict[str, int] = json.loads(
+    os.environ.get("BENCH_FLOOR_TRIPS") or '{"create": 1, "read": 1, "modify": 2}'
+)
+
+SECRET_KEY = "django-prologue-sessions-bench-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+USE_TZ = True
+
+INSTALLED_APPS = ["django.contrib.sessions", "django_prologue_sessions"]
+MIDDLEWARE = (
+    []
+    if BENCH_ENGINE.family == "floor"
+    else ["django.contrib.sessions.middleware.SessionMiddleware"]
+)
+ROOT_URLCONF = "bench.urls"
+DATABASES: dict[str, dict[str, str]] = {}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SESSION_ENGINE = BENCH_ENGINE.module or "django.contrib.sessions.backends.cache"
+
+globals().update(BENCH_ENGINE.settings(BENCH_REDIS_URL))
