@@ -180,11 +180,14 @@ def test_sentinel_settings_make_a_sentinel_managed_client() -> None:
 def test_cache_alias_reuses_the_django_redis_connection(redis_url: str) -> None:
     from django_redis import get_redis_connection
 
+    # django-redis keeps one pool per LOCATION for the whole process: a
+    # LOCATION of this test's own makes sure these OPTIONS are the pool's.
+    location = redis_url.rsplit("/", 1)[0] + "/5"
     caches = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "sessions": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_url,
+            "LOCATION": location,
             "OPTIONS": {"SOCKET_TIMEOUT": 0.7},
         },
     }
@@ -201,7 +204,7 @@ def test_cache_alias_reuses_the_django_redis_connection(redis_url: str) -> None:
     sync_kwargs = client.connection_pool.connection_kwargs
     for name in ("host", "port", "db", "socket_timeout"):
         assert kwargs[name] == sync_kwargs[name]
-    assert kwargs["socket_timeout"] == 0.7
+    assert (kwargs["db"], kwargs["socket_timeout"]) == (5, 0.7)
 
 
 def test_an_unusable_setting_fails_clearly_when_used() -> None:

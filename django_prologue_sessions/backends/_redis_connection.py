@@ -6,14 +6,15 @@ connections belong to the loop that opened them. Both are dropped when
 ``SESSION_REDIS`` or ``CACHES`` change (``override_settings`` in tests).
 
 A sync command skips redis-py's client layer (its retry loop, callbacks and
-observability hooks cost more than the round trip itself on loopback) and runs
-on a connection of the client's own pool, whose ``get_connection`` resets the
-pool in a forked child.
+observability hooks cost more than the round trip itself on loopback): it is
+sent on a connection that the client's pool made, kept in a list of idle
+connections that a forked child starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import weakref
 from typing import Any
@@ -49,6 +50,12 @@ class SyncRedis:
         self.client = client
         self.options = options
         self._pool = client.connection_pool
+        # A cache_alias shares django-redis's pool. Our own connections wait
+        # in a plain list instead: pool.get_connection() polls the socket and
+        # takes locks, which cost half a loopback round trip.
+        self._shared_pool = options.topology == "cache_alias"
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
         # One immediate retry on a dropped connection; a timeout is retried
         # only when asked, as it may mean the server is just slow.
         self._retry_on: tuple[type[Exception], ...] = (
@@ -62,14 +69,25 @@ class SyncRedis:
             return self._execute_once(args)
 
     def _execute_once(self, args: tuple[Any, ...]) -> Any:
-        pool = self._pool
-        connection: Any = pool.get_connection(*_GET_CONNECTION_ARGS)
+        if self._shared_pool:
+            pool = self._pool
+            connection: Any = pool.get_connection(*_GET_CONNECTION_ARGS)
+            try:
+                return _send(connection, args)
+            finally:
+                pool.release(connection)
+        if self._pid != os.getpid():
+            # A forked child: the parent's sockets are not ours to use.
+            self._idle = []
+            self._pid = os.getpid()
         try:
-            # redis-py disconnects the connection itself on a socket error.
-            connection.send_packed_command(connection.pack_command(*args), False)
-            return connection.read_response()
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._pool.make_connection()
+        try:
+            return _send(connection, args)
         finally:
-            pool.release(connection)
+            self._idle.append(connection)
 
     def run_script(self, script: LuaScript, key: str, *args: Any) -> Any:
         try:
@@ -78,8 +96,17 @@ class SyncRedis:
             return self.execute("EVAL", script.source, 1, key, *args)
 
     def close(self) -> None:
-        if self.options.topology != "cache_alias":  # that pool is django-redis's
+        if not self._shared_pool:  # that pool is django-redis's
+            for connection in self._idle:
+                connection.disconnect()
             self._pool.disconnect()
+
+
+def _send(connection: Any, args: tuple[Any, ...]) -> Any:
+    # The connection connects itself if needed, and disconnects itself on a
+    # socket error or timeout, so it never holds a half-read reply.
+    connection.send_packed_command(connection.pack_command(*args), False)
+    return connection.read_response()
 
 
 class AsyncRedis:
