@@ -135,7 +135,12 @@ def client_request(engine: str, scenario: str) -> Callable[[], Any]:
     client = Client()
     url = f"/{scenario}/"
     if scenario == "create":
-        return lambda: client.get(url)
+
+        def create() -> HttpResponse:
+            client.cookies.clear()  # or the next request reuses the session
+            return client.get(url)
+
+        return create
     client.cookies[COOKIE] = new_session_key(engine)
     return lambda: client.get(url)
 
