@@ -136,7 +136,7 @@ def client_request(engine: str, scenario: str) -> Callable[[], Any]:
     url = f"/{scenario}/"
     if scenario == "create":
 
-        def create() -> HttpResponse:
+        def create() -> Any:
             client.cookies.clear()  # or the next request reuses the session
             return client.get(url)
 
@@ -150,7 +150,7 @@ def middleware_request(engine: str, scenario: str) -> Callable[[], Any]:
     factory = RequestFactory()
     key = None if scenario == "create" else new_session_key(engine)
 
-    def request() -> HttpResponse:
+    def request() -> Any:
         req = factory.get(f"/{scenario}/")
         if key:
             req.COOKIES[COOKIE] = key
