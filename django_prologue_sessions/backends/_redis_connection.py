@@ -105,8 +105,21 @@ class SyncRedis:
 def _send(connection: Any, args: tuple[Any, ...]) -> Any:
     # The connection connects itself if needed, and disconnects itself on a
     # socket error or timeout, so it never holds a half-read reply.
-    connection.send_packed_command(connection.pack_command(*args), False)
+    connection.send_packed_command([pack(args)], False)
     return connection.read_response()
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """A command in RESP, for the bytes, str and int arguments the engine sends.
+
+    A quarter of the cost of redis-py's general ``pack_command``.
+    """
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if not isinstance(arg, bytes):
+            arg = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(parts)
 
 
 class AsyncRedis:
