@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
@@ -473,3 +475,15 @@ def test_uses_no_more_memory_than_django_redis_sessions(
     assert our_bytes is not None
     assert their_bytes is not None
     assert our_bytes <= their_bytes
+
+
+def test_new_keys_are_uniform_over_djangos_alphabet() -> None:
+    keys = [SessionStore.new_session_key() for _ in range(9_000)]
+    assert len(set(keys)) == len(keys)
+    assert all(
+        len(key) == 32 and SessionStore()._validate_session_key(key) for key in keys
+    )
+    counts = Counter("".join(keys))
+    assert set(counts) == set(VALID_KEY_CHARS)
+    expected = 9_000 * 32 / 36  # 8000 each; one standard deviation is about 90
+    assert all(abs(count - expected) < 800 for count in counts.values()), counts
