@@ -128,7 +128,9 @@ def run_latency(
                 results[engine.name] = result
             else:
                 for scenario, data in result["scenarios"].items():
-                    results[engine.name]["scenarios"][scenario]["us"] += data["us"]
+                    merged = results[engine.name]["scenarios"][scenario]
+                    merged["us"] += data["us"]
+                    merged["cpu_us"] += data["cpu_us"]
             if engine.name == "prologue-redis" and round_ == 0:
                 floor_trips = {
                     scenario: round(data["round_trips"])
@@ -139,6 +141,7 @@ def run_latency(
     for result in results.values():
         for data in result["scenarios"].values():
             data["us_median"] = statistics.median(data["us"])
+            data["cpu_us_median"] = statistics.median(data["cpu_us"])
     return {
         "engines": results,
         "failed": failed,
