@@ -14,13 +14,16 @@ to read its cookies) that also:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from django_prologue_sessions.backends import _cookie_codec
 from django_prologue_sessions.conf import app_settings
@@ -29,7 +32,42 @@ from django_prologue_sessions.exceptions import SessionCookieTooLarge
 logger = logging.getLogger("django.security.SuspiciousSession")
 
 # "; expires=Thu, 01 Jan 1970 00:00:00 GMT": http_date() is always 29 chars.
-_EXPIRES_LENGTH = len("; expires=") + 29
+_EXPIRES_SIZE = len("; expires=") + 29
+
+
+class _CookieSettings(NamedTuple):
+    encrypt: bool
+    max_bytes: int
+    # The Set-Cookie bytes besides the value and the expiry attributes.
+    attributes_size: int
+
+
+@functools.cache
+def _cookie_settings() -> _CookieSettings:
+    # Cached, as reading a setting costs more than the rest of this, and
+    # reset whenever a test overrides a setting (as Django does for hashers).
+    attributes = [f"{settings.SESSION_COOKIE_NAME}="]
+    if settings.SESSION_COOKIE_DOMAIN:
+        attributes.append(f"; Domain={settings.SESSION_COOKIE_DOMAIN}")
+    if settings.SESSION_COOKIE_PATH:
+        attributes.append(f"; Path={settings.SESSION_COOKIE_PATH}")
+    if settings.SESSION_COOKIE_SECURE:
+        attributes.append("; Secure")
+    if settings.SESSION_COOKIE_HTTPONLY:
+        attributes.append("; HttpOnly")
+    if settings.SESSION_COOKIE_SAMESITE:
+        attributes.append(f"; SameSite={settings.SESSION_COOKIE_SAMESITE}")
+    return _CookieSettings(
+        encrypt=app_settings.PROLOGUE_SESSIONS_COOKIE_ENCRYPTION,
+        max_bytes=app_settings.PROLOGUE_SESSIONS_COOKIE_MAX_BYTES,
+        attributes_size=len("".join(attributes).encode()),
+    )
+
+
+@receiver(setting_changed)
+def _reset_cookie_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(("SESSION_COOKIE_", "PROLOGUE_SESSIONS_COOKIE_")):
+        _cookie_settings.cache_clear()
 
 
 class SessionStore(SessionBase):
@@ -70,35 +108,23 @@ class SessionStore(SessionBase):
         self.modified = True
 
     def save(self, must_create: bool = False) -> None:
+        config = _cookie_settings()
         value = _cookie_codec.encode(
             self.serializer().dumps(self._session),
             int(time.time()),
-            encrypt=app_settings.PROLOGUE_SESSIONS_COOKIE_ENCRYPTION,
+            encrypt=config.encrypt,
         )
-        size = len(value) + self._set_cookie_overhead()
-        limit = app_settings.PROLOGUE_SESSIONS_COOKIE_MAX_BYTES
-        if size > limit:
-            raise SessionCookieTooLarge(size, limit)
+        size = len(value) + config.attributes_size + self._expiry_attributes_size()
+        if size > config.max_bytes:
+            raise SessionCookieTooLarge(size, config.max_bytes)
         self._session_key = value
         self.modified = True
 
-    def _set_cookie_overhead(self) -> int:
-        """The bytes SessionMiddleware's ``Set-Cookie`` adds around the value."""
-        overhead = len(settings.SESSION_COOKIE_NAME.encode()) + 1  # "name="
-        if not self.get_expire_at_browser_close():
-            overhead += _EXPIRES_LENGTH
-            overhead += len(f"; Max-Age={self.get_expiry_age()}")
-        if settings.SESSION_COOKIE_DOMAIN:
-            overhead += len(f"; Domain={settings.SESSION_COOKIE_DOMAIN}".encode())
-        if settings.SESSION_COOKIE_PATH:
-            overhead += len(f"; Path={settings.SESSION_COOKIE_PATH}".encode())
-        if settings.SESSION_COOKIE_SECURE:
-            overhead += len("; Secure")
-        if settings.SESSION_COOKIE_HTTPONLY:
-            overhead += len("; HttpOnly")
-        if settings.SESSION_COOKIE_SAMESITE:
-            overhead += len(f"; SameSite={settings.SESSION_COOKIE_SAMESITE}")
-        return overhead
+    def _expiry_attributes_size(self) -> int:
+        # The same decision and Max-Age as SessionMiddleware's.
+        if self.get_expire_at_browser_close():
+            return 0
+        return _EXPIRES_SIZE + len(f"; Max-Age={self.get_expiry_age()}")
 
     def exists(self, session_key: str | None = None) -> bool:
         # The session lives in the client's cookie: there is no record to find.
