@@ -29,17 +29,20 @@ LEVEL_TEXTS = {
 
 
 def click(driver: WebDriver, element_id: str) -> None:
-    """Click a button or link and wait for the page it leads to."""
+    """Click a button or link and wait until the page it leads to has loaded."""
     # Imported here: without selenium, the browser fixture skips (or fails)
     # every test with a clear reason, which an import error would hide.
-    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element("tag name", "html")
+    # A mark on the old page's window: a new document does not have it.
+    driver.execute_script("window.beforeClick = true")
     driver.find_element("id", element_id).click()
-    WebDriverWait(driver, 10).until(staleness_of(page))
-    WebDriverWait(driver, 10).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+    # While the page changes, a script can fail with a transient error.
+    WebDriverWait(driver, 10, ignored_exceptions=[WebDriverException]).until(
+        lambda d: d.execute_script(
+            "return !window.beforeClick && document.readyState === 'complete'"
+        )
     )
 
 
