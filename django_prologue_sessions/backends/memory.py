@@ -12,6 +12,11 @@ an object. ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it,
 expired sessions go first, then the least recently used (its user is logged
 out). Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's
 cache engine.
+
+The store also indexes the sessions of each logged-in user (``_auth_user_id``)
+for ``django_prologue_sessions.user_sessions``: listing them and "log out
+everywhere". The index changes with the sessions under the same lock, so it
+never names a session that is gone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, ClassVar
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -32,9 +39,24 @@ from django.contrib.sessions.backends.base import (
 
 from django_prologue_sessions.conf import app_settings
 
-# The module's only clock; tests patch it to move time on. Monotonic, so that
-# a change of the system clock neither expires nor revives sessions.
+if TYPE_CHECKING:
+    from django_prologue_sessions.user_sessions import UserSession
+
+# The store's clock; tests patch it to move time on. Monotonic, so that a
+# change of the system clock neither expires nor revives sessions.
 _now = time.monotonic
+# Read only to show the store's times to people, as dates (user_sessions).
+_wall_now = time.time
+
+#: The session key ``django.contrib.auth.login()`` stores the user's id under
+#: (``django.contrib.auth.SESSION_KEY``), named here so that the engine needs
+#: no auth app.
+USER_ID_KEY = "_auth_user_id"
+
+# A stored session: its serialized data, when it expires, its user's id (None
+# if nobody is logged in), when it was first saved and when last saved; times
+# are of the ``_now`` clock.
+_Entry = tuple[bytes, float, str | None, float, float]
 
 _KEY_LENGTH = 32
 _KEY_SPACE = len(VALID_KEY_CHARS) ** _KEY_LENGTH
@@ -65,12 +87,18 @@ class MemoryStore:
     the sessions that are due without looking at the others. Saving or
     deleting a session leaves its old heap item behind: popping skips it, and
     the heap is rebuilt when such items outnumber the sessions.
+
+    ``_by_user`` maps a user's id to the keys of that user's sessions, exactly
+    those held (expired ones not yet removed included): every change of an
+    entry updates it in the same locked step, and a user with no session left
+    is dropped from it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._expiries: list[tuple[float, str]] = []
+        self._by_user: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         """How many sessions are held, expired ones not yet removed included."""
@@ -84,7 +112,7 @@ class MemoryStore:
             if entry is None:
                 return None
             if entry[1] <= _now():
-                del self._entries[key]
+                self._remove(key)
                 return None
             self._entries.move_to_end(key)
             return entry[0]
@@ -94,33 +122,53 @@ class MemoryStore:
             entry = self._entries.get(key)
             return entry is not None and entry[1] > _now()
 
-    def add(self, key: str, data: bytes, ttl: float, max_entries: int) -> bool:
+    def add(
+        self,
+        key: str,
+        data: bytes,
+        ttl: float,
+        max_entries: int,
+        user_id: str | None = None,
+    ) -> bool:
         """Store a new session; ``False`` if ``key`` holds a live one already."""
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
-            if entry is not None and entry[1] > now:
-                return False
-            if entry is None and len(self._entries) >= max_entries:
+            if entry is not None:
+                if entry[1] > now:
+                    return False
+                self._remove(key)
+            elif len(self._entries) >= max_entries:
                 self._pop_expired(now)
                 while len(self._entries) >= max_entries:
-                    self._entries.popitem(last=False)
-            self._put(key, data, now + ttl)
+                    self._remove(next(iter(self._entries)))
+            if user_id is not None:
+                self._index(key, user_id)
+            self._put(key, (data, now + ttl, user_id, now, now))
             return True
 
-    def replace(self, key: str, data: bytes, ttl: float) -> bool:
+    def replace(
+        self, key: str, data: bytes, ttl: float, user_id: str | None = None
+    ) -> bool:
         """Update a live session; ``False`` if it expired or was deleted."""
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
             if entry is None or entry[1] <= now:
                 return False
-            self._put(key, data, now + ttl)
+            if entry[2] != user_id:  # a login, a logout, another user
+                if entry[2] is not None:
+                    self._unindex(key, entry[2])
+                if user_id is not None:
+                    self._index(key, user_id)
+            self._put(key, (data, now + ttl, user_id, entry[3], now))
             return True
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            entry = self._entries.pop(key, None)
+            if entry is not None and entry[2] is not None:
+                self._unindex(key, entry[2])
 
     def clear_expired(self) -> int:
         """Remove the expired sessions; return how many there were."""
@@ -132,24 +180,86 @@ class MemoryStore:
         with self._lock:
             self._entries.clear()
             self._expiries.clear()
+            self._by_user.clear()
 
     def items(self) -> list[tuple[str, bytes]]:
         """A snapshot of the live sessions, least recently used first."""
         with self._lock:
             now = _now()
             return [
-                (key, data)
-                for key, (data, expires_at) in self._entries.items()
-                if expires_at > now
+                (key, entry[0])
+                for key, entry in self._entries.items()
+                if entry[1] > now
             ]
 
-    def _put(self, key: str, data: bytes, expires_at: float) -> None:
-        self._entries[key] = (data, expires_at)
+    def user_sessions(self, user_id: str) -> list[tuple[str, float, float, float]]:
+        """``(key, created, last_saved, expires_at)`` of a user's live sessions.
+
+        In no particular order; times are of the ``_now`` clock. Expired
+        sessions met on the way are removed.
+        """
+        with self._lock:
+            now = _now()
+            sessions = []
+            for key in list(self._by_user.get(user_id, ())):
+                _, expires_at, _, created, last_saved = self._entries[key]
+                if expires_at <= now:
+                    self._remove(key)
+                else:
+                    sessions.append((key, created, last_saved, expires_at))
+            return sessions
+
+    def delete_user_sessions(
+        self,
+        user_id: str,
+        keys: Collection[str] | None = None,
+        keep: str | None = None,
+    ) -> int:
+        """Delete a user's sessions (only those in ``keys`` if given) but ``keep``.
+
+        Return how many live sessions were deleted; a key that is not the
+        user's is left alone.
+        """
+        with self._lock:
+            owned = self._by_user.get(user_id)
+            if owned is None:
+                return 0
+            doomed = set(owned) if keys is None else owned.intersection(keys)
+            if keep is not None:
+                doomed.discard(keep)
+            now = _now()
+            deleted = 0
+            for key in doomed:
+                if self._entries[key][1] > now:
+                    deleted += 1
+                self._remove(key)
+            return deleted
+
+    def _put(self, key: str, entry: _Entry) -> None:
+        self._entries[key] = entry
         self._entries.move_to_end(key)
-        heapq.heappush(self._expiries, (expires_at, key))
+        heapq.heappush(self._expiries, (entry[1], key))
         if len(self._expiries) > 2 * len(self._entries) + 64:
-            self._expiries = [(exp, k) for k, (_, exp) in self._entries.items()]
+            self._expiries = [(e[1], k) for k, e in self._entries.items()]
             heapq.heapify(self._expiries)
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key)
+        if entry[2] is not None:
+            self._unindex(key, entry[2])
+
+    def _index(self, key: str, user_id: str) -> None:
+        keys = self._by_user.get(user_id)
+        if keys is None:
+            self._by_user[user_id] = {key}
+        else:
+            keys.add(key)
+
+    def _unindex(self, key: str, user_id: str) -> None:
+        keys = self._by_user[user_id]
+        keys.discard(key)
+        if not keys:
+            del self._by_user[user_id]
 
     def _pop_expired(self, now: float) -> int:
         removed = 0
@@ -157,7 +267,7 @@ class MemoryStore:
             _, key = heapq.heappop(self._expiries)
             entry = self._entries.get(key)
             if entry is not None and entry[1] <= now:
-                del self._entries[key]
+                self._remove(key)
                 removed += 1
         return removed
 
@@ -210,13 +320,16 @@ class SessionStore(SessionBase):
         if key is None:
             self.create()
             return
+        user_id = session.get(USER_ID_KEY)
+        if user_id is not None:
+            user_id = str(user_id)  # as login() stores it; an int would do too
         data = self.serializer().dumps(session)
         ttl = self.get_expiry_age()
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
-            if not self.store.add(key, data, ttl, max_sessions):
+            if not self.store.add(key, data, ttl, max_sessions, user_id):
                 raise CreateError
-        elif not self.store.replace(key, data, ttl):
+        elif not self.store.replace(key, data, ttl, user_id):
             # Deleted meanwhile (a logout, say): saving must not undo that.
             raise UpdateError
 
@@ -230,6 +343,34 @@ class SessionStore(SessionBase):
     @classmethod
     def clear_expired(cls) -> None:
         cls.store.clear_expired()
+
+    # The engine side of django_prologue_sessions.user_sessions.
+
+    @classmethod
+    def list_user_sessions(cls, user_id: str) -> list[UserSession]:
+        from django_prologue_sessions.user_sessions import UserSession
+
+        # The store's clock is monotonic; its times become dates by their
+        # distance from now.
+        offset = _wall_now() - _now()
+        return [
+            UserSession(
+                session_key=key,
+                created=_date(created + offset),
+                last_seen=_date(last_saved + offset),
+                expires=_date(expires_at + offset),
+            )
+            for key, created, last_saved, expires_at in cls.store.user_sessions(user_id)
+        ]
+
+    @classmethod
+    def revoke_user_sessions(
+        cls,
+        user_id: str,
+        session_keys: Collection[str] | None = None,
+        keep: str | None = None,
+    ) -> int:
+        return cls.store.delete_user_sessions(user_id, session_keys, keep)
 
     # There is no I/O to wait for: the async twins run the same code in
     # place, with no hop to a thread.
@@ -252,3 +393,7 @@ class SessionStore(SessionBase):
     @classmethod
     async def aclear_expired(cls) -> None:
         cls.clear_expired()
+
+
+def _date(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
