@@ -1,0 +1,223 @@
+"""``manage.py usersessions``: the exact output, and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from django_prologue_sessions.backends import memory
+from django_prologue_sessions.backends.memory import SessionStore
+from django_prologue_sessions.management.commands.usersessions import Command
+
+START = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+LAPTOP = "laptop0000aaaaaaaaaaaaaaaaaaaaaa"
+PHONE = "phone00000bbbbbbbbbbbbbbbbbbbbbb"
+TABLET = "phone00000cccccccccccccccccccccc"  # starts like PHONE
+OTHER_USERS = "someoneelse000000000000000000000"
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.monotonic = 50_000.0
+        self.wall = START.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.monotonic += seconds
+        self.wall += seconds
+
+    def monotonic_clock(self) -> float:
+        return self.monotonic
+
+    def wall_clock(self) -> float:
+        return self.wall
+
+
+def save_new(key: str, user_id: str, expiry: int | None = None) -> None:
+    session = SessionStore()
+    session[SESSION_KEY] = user_id
+    if expiry is not None:
+        session.set_expiry(expiry)
+    with mock.patch.object(memory, "new_session_key", return_value=key):
+        session.save()
+    assert session.session_key == key
+
+
+@pytest.fixture(autouse=True)
+def sessions() -> Iterator[None]:
+    """User 42: a laptop, a phone and a tablet; user 7: one session."""
+    clocks = Clocks()
+    SessionStore.clear_all()
+    with (
+        override_settings(SESSION_ENGINE="django_prologue_sessions.backends.memory"),
+        mock.patch.object(memory, "_now", clocks.monotonic_clock),
+        mock.patch.object(memory, "_wall_now", clocks.wall_clock),
+    ):
+        save_new(LAPTOP, "42")
+        clocks.advance(600)
+        save_new(PHONE, "42")
+        clocks.advance(600)
+        save_new(TABLET, "42", expiry=3600)
+        save_new(OTHER_USERS, "7")
+        clocks.advance(2400)
+        laptop = SessionStore(LAPTOP)
+        laptop["cart"] = ["book"]
+        laptop.save()
+        yield
+    SessionStore.clear_all()
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("usersessions", *args, stdout=out)
+    return out.getvalue()
+
+
+def live_keys() -> set[str]:
+    return {key for key, _ in SessionStore.store.items()}
+
+
+def test_list() -> None:
+    assert run("list", "42") == (
+        "KEY           CREATED (UTC)        LAST SEEN (UTC)      EXPIRES (UTC)\n"
+        "laptop0000aa  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00\n"
+        "phone00000cc  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00\n"
+        "phone00000bb  2026-01-01 09:40:00  2026-01-01 09:40:00  2026-01-15 09:40:00\n"
+    )
+
+
+def test_list_full_keys() -> None:
+    assert run("list", "7", "--full-keys") == (
+        "KEY                               CREATED (UTC)        LAST SEEN (UTC)"
+        "      EXPIRES (UTC)\n"
+        "someoneelse000000000000000000000  2026-01-01 09:50:00  "
+        "2026-01-01 09:50:00  2026-01-15 09:50:00\n"
+    )
+
+
+def test_list_a_user_without_sessions() -> None:
+    assert run("list", "9") == "User '9' has no sessions.\n"
+
+
+def test_revoke_one_session_by_its_key() -> None:
+    assert run("revoke", "42", "--session", PHONE) == (
+        "Revoked session phone00000bb of user '42'.\n"
+    )
+    assert live_keys() == {LAPTOP, TABLET, OTHER_USERS}
+
+
+def test_revoke_one_session_by_the_start_of_its_key() -> None:
+    assert run("revoke", "42", "--session", "phone00000c") == (
+        "Revoked session phone00000cc of user '42'.\n"
+    )
+    assert live_keys() == {LAPTOP, PHONE, OTHER_USERS}
+
+
+def test_a_start_shared_by_two_sessions_revokes_nothing() -> None:
+    with pytest.raises(CommandError) as caught:
+        run("revoke", "42", "--session", "phone")
+    assert str(caught.value) == (
+        "2 sessions of user '42' start with 'phone'; give more of the key."
+    )
+    assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
+
+
+@pytest.mark.parametrize("key", ["nosuchsession", OTHER_USERS, ""])
+def test_revoke_a_session_the_user_does_not_have(key: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        run("revoke", "42", "--session", key)
+    assert str(caught.value) == f"User '42' has no session {key!r}."
+    assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
+
+
+def test_revoke_all() -> None:
+    assert run("revoke", "42", "--all") == "Revoked 3 sessions of user '42'.\n"
+    assert live_keys() == {OTHER_USERS}
+    assert run("revoke", "7", "--all") == "Revoked 1 session of user '7'.\n"
+    assert run("revoke", "7", "--all") == "Revoked 0 sessions of user '7'.\n"
+    assert live_keys() == set()
+
+
+def test_revoke_all_but_one() -> None:
+    assert run("revoke", "42", "--all", "--keep", "laptop") == (
+        "Revoked 2 sessions of user '42', kept laptop0000aa.\n"
+    )
+    assert live_keys() == {LAPTOP, OTHER_USERS}
+
+
+def test_keeping_a_session_the_user_does_not_have_revokes_nothing() -> None:
+    with pytest.raises(CommandError) as caught:
+        run("revoke", "42", "--all", "--keep", OTHER_USERS)
+    assert str(caught.value) == f"User '42' has no session {OTHER_USERS!r}."
+    assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("revoke", "42"), "revoke needs --session KEY or --all."),
+        (
+            ("revoke", "42", "--session", PHONE, "--keep", LAPTOP),
+            "--keep goes with --all.",
+        ),
+        (
+            ("revoke", "42", "--session", PHONE, "--all"),
+            "Error: argument --all: not allowed with argument --session",
+        ),
+        (("revoke", "42", "--all", "--full-keys"), "--full-keys goes with list."),
+        (("list", "42", "--all"), "--session, --all and --keep go with revoke."),
+        (
+            ("list", "42", "--keep", LAPTOP),
+            "--session, --all and --keep go with revoke.",
+        ),
+        ((), "Error: the following arguments are required: action, user_id"),
+        (
+            ("forget", "42"),
+            "Error: argument action: invalid choice: 'forget' "
+            "(choose from 'list', 'revoke')",
+        ),
+    ],
+)
+def test_wrong_arguments_change_nothing(args: tuple[str, ...], error: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        run(*args)
+    assert str(caught.value) == error
+    assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
+
+
+def test_from_the_shell_the_memory_engine_is_out_of_reach() -> None:
+    # manage.py runs in a process of its own, whose memory store is empty:
+    # saying "no sessions" would mislead.
+    err = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        Command(stderr=err).run_from_argv(["manage.py", "usersessions", "list", "42"])
+    assert exited.value.code == 1
+    assert err.getvalue() == (
+        "CommandError: The memory engine keeps sessions in the memory of the "
+        "web server's process: this command, in a process of its own, cannot "
+        "see them. Call django_prologue_sessions.user_sessions from the "
+        "server's code instead (a view, an admin action), or use the Redis "
+        "engine.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [("list", "42"), ("revoke", "42", "--all")], ids=["list", "revoke"]
+)
+def test_an_engine_without_an_index_by_user(args: tuple[str, ...]) -> None:
+    engine = "django_prologue_sessions.backends.signed_cookies"
+    with (
+        override_settings(SESSION_ENGINE=engine),
+        pytest.raises(CommandError) as caught,
+    ):
+        run(*args)
+    assert str(caught.value).startswith(
+        f"The session engine {engine!r} cannot list or revoke a user's sessions"
+    )
+    assert "rotate SECRET_KEY" in str(caught.value)
