@@ -16,6 +16,7 @@ from django.contrib.messages import constants
 from django.contrib.messages.storage.base import Message
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import (
     require_GET,
@@ -237,7 +238,7 @@ def levels(request: HttpRequest) -> HttpResponse:
 def flash_levels(request: HttpRequest) -> HttpResponse:
     chosen = [level for level in LEVELS if level in request.POST.getlist("level")]
     if len(peek_flashed(request)) + len(chosen) > MAX_WAITING:
-        return redirect("/levels/?full=1")
+        return redirect(f"{reverse('levels')}?full=1")
     for level in chosen:
         flash(request, LEVEL_TEXTS[level], level)
     return redirect("levels")
