@@ -80,7 +80,6 @@ class SignedCookieContractTests(SessionContractTests, SimpleTestCase):
     server_side = False
 
 
-@ENCRYPTED
 class EncryptedCookieContractTests(SessionContractTests, SimpleTestCase):
     backend = SessionStore
     server_side = False
