@@ -183,6 +183,17 @@ def test_redis_ttl_is_the_session_expiry(
     assert expected_ttl - 2 <= ttl <= expected_ttl
 
 
+def test_saving_an_existing_session_with_a_past_expiry_ends_it(
+    store: redis.Redis,
+) -> None:
+    key = saved_session().session_key
+    session = SessionStore(key)
+    session.set_expiry(-timedelta(seconds=10))
+    session.save()
+    assert not store.exists(f"session:{{{key}}}")
+    assert SessionStore(key).load() == {}
+
+
 def test_every_save_resets_the_ttl(store: redis.Redis) -> None:
     session = saved_session()
     key = f"session:{{{session.session_key}}}"

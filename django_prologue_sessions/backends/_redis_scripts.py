@@ -55,27 +55,13 @@ return 1
 UPDATE = LuaScript(
     _SLICED_CALLS
     + """
--- A key is stored either plain (a string) or serialized (\\1 + key): setting
--- one form deletes the other, which a concurrent request may have written.
-local function other_form(name)
-  local first = string.byte(name, 1)
-  if first == 0 then
-    return nil
-  elseif first ~= 1 then
-    return '\\1' .. name
-  end
-  local key = string.sub(name, 2)
-  local key_first = string.byte(key, 1)
-  if key_first == 0 or key_first == 1 then
-    return nil  -- such keys are only ever stored serialized
-  end
-  return key
-end
-
 -- ARGV: ttl, mode, n, then n field/value pairs to set, then fields to delete.
 -- mode 'r' (replace) first deletes every user field: the caller never saw them.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+if tonumber(ARGV[1]) <= 0 then
+  return redis.call('DEL', KEYS[1])  -- expired already
+end
+if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then
+  return 0  -- gone: deleted, flushed or expired meanwhile
 end
 if ARGV[2] == 'r' then
   for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
@@ -86,14 +72,7 @@ if ARGV[2] == 'r' then
 end
 local last_set = 3 + 2 * tonumber(ARGV[3])
 call_sliced('HDEL', KEYS[1], last_set + 1, #ARGV, 1000)
-for i = 4, last_set, 2 do
-  local other = other_form(ARGV[i])
-  if other then
-    redis.call('HDEL', KEYS[1], other)
-  end
-end
 call_sliced('HSET', KEYS[1], 4, last_set, 1000)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 )

@@ -307,6 +307,12 @@ class SessionStore(SessionBase):
         for field, value in changed.items():
             args += (field, value)
         args += removed
+        # A key is stored plain or serialized: writing one form deletes the
+        # other, which a concurrent request may have written.
+        for field in changed:
+            other = _other_form(field)
+            if other is not None and other not in fields:
+                args.append(other)
         return scripts.UPDATE, args, fields
 
     def _written(self, done: Any, must_create: bool, fields: Fields, ttl: int) -> None:
@@ -350,6 +356,14 @@ def unavailable(exc: Exception) -> SessionStoreUnavailable:
         "SESSION_REDIS['on_unavailable'] = 'empty' serves requests with an "
         "empty, unsaved session instead."
     )
+
+
+def _other_form(field: bytes) -> bytes | None:
+    """The field the same key would have with a value of the other kind."""
+    if field[:1] != SERIALIZED:
+        return SERIALIZED + field  # reserved fields are never written here
+    key = field[1:]
+    return None if key[:1] in MARKERS else key
 
 
 def _json_key(name: Any) -> bytes:
