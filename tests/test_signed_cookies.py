@@ -85,6 +85,12 @@ class EncryptedCookieContractTests(SessionContractTests, SimpleTestCase):
     server_side = False
     engine_settings = {"PROLOGUE_SESSIONS_COOKIE_ENCRYPTION": True}
 
+    def test_cookie_is_encrypted(self) -> None:
+        self.session["x"] = 1
+        self.session.save()
+        self.assertTrue(self.session.session_key)
+        self.assertEqual(self.session.session_key[0], _cookie_codec.ENCRYPTED_PREFIX)
+
 
 class ExpiryTests(SimpleTestCase):
     """Each session's own expiry is enforced on the server."""
