@@ -183,8 +183,9 @@ ENGINES: tuple[Engine, ...] = (
         module="django.contrib.sessions.backends.signed_cookies",
         settings=_no_settings,
     ),
-    # A bare request (no SessionMiddleware) plus as many raw redis-py round
-    # trips as our Redis engine makes: what no Redis engine can beat.
+    # A bare request (no SessionMiddleware) plus as many round trips as our
+    # Redis engine makes, each a command on a plain socket (bench/urls.py):
+    # what no Redis engine can beat. redis-py is only the worker's probe.
     Engine(
         "floor",
         "floor: bare request + raw round trips",

@@ -273,9 +273,11 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     )
     lines += [
         "",
-        f"The floor makes {_trips(latency['floor_trips'])} raw redis-py round "
-        f"trips ({latency['floor_trips_source']}) in a request with no "
-        "middleware, and sets a cookie where a session engine would.",
+        f"The floor makes {_trips(latency['floor_trips'])} round trips "
+        f"({latency['floor_trips_source']}) in a request with no middleware, "
+        "each a command written to a plain socket and its reply read back (no "
+        "client library, the session's JSON made once), and sets a cookie "
+        "where a session engine would.",
     ]
 
     lines += ["", "## Ours against the fastest peer", ""]

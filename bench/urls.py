@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 from functools import cache
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
@@ -55,9 +56,9 @@ def untouched(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"untouched")
 
 
-# The floor: no session at all, only the Redis round trips that our Redis
-# engine makes for the scenario, done with redis-py directly, and the cookie a
-# session engine would set.
+# The floor: no session and no client library, only the Redis round trips
+# that our Redis engine makes for the scenario, each a command sent on a plain
+# socket and its reply read back, and the cookie a session engine would set.
 
 PAYLOAD = json.dumps(SESSION, separators=(",", ":")).encode()
 AGE = 14 * 24 * 60 * 60
@@ -69,23 +70,69 @@ def bench_setting(name: str) -> Any:
     return getattr(settings, name)
 
 
+def pack(*args: bytes) -> bytes:
+    """A command in RESP, the protocol Redis speaks."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether ``reply`` holds a whole simple or bulk-string reply."""
+    end = reply.find(b"\r\n")
+    if end < 0:
+        return False
+    if reply[:1] != b"$":
+        return True
+    length = int(reply[1:end])
+    return length < 0 or len(reply) >= end + 2 + length + 2
+
+
+class RawConnection:
+    """A socket to the Redis server: what no Redis client can do with less."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlsplit(url)
+        self.sock = socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        )
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if parsed.password:
+            self.call(b"AUTH", unquote(parsed.password).encode())
+        database = parsed.path.strip("/") or "0"
+        if database != "0":
+            self.call(b"SELECT", database.encode())
+
+    def call(self, *args: bytes) -> bytes:
+        self.sock.sendall(pack(*args))
+        reply = self.sock.recv(65536)
+        while not _complete(reply):
+            reply += self.sock.recv(65536)
+        if reply[:1] == b"-":
+            raise RuntimeError(reply.decode(errors="replace"))
+        return reply
+
+
 @cache
-def raw_client() -> redis.Redis:
-    return redis.Redis.from_url(bench_setting("BENCH_REDIS_URL"))
+def raw_connection() -> RawConnection:
+    return RawConnection(bench_setting("BENCH_REDIS_URL"))
 
 
 def _floor(scenario: str, request: HttpRequest, body: bytes) -> HttpResponse:
     trips = bench_setting("BENCH_FLOOR_TRIPS").get(scenario, 0)
-    client = raw_client()
-    key = f"bench:floor:{next(_keys) if scenario == 'create' else 'fixture'}"
+    connection = raw_connection()
+    key = b"bench:floor:%s" % (
+        b"%d" % next(_keys) if scenario == "create" else b"fixture"
+    )
     for trip in range(trips):
         if scenario in ("read", "modify") and trip == 0:
-            client.get(key)
+            connection.call(b"GET", key)
         else:
-            client.set(key, PAYLOAD, ex=AGE)
+            connection.call(b"SET", key, PAYLOAD, b"EX", b"%d" % AGE)
     response = HttpResponse(body)
     if scenario in ("create", "modify"):
-        response.set_cookie(settings.SESSION_COOKIE_NAME, key, max_age=AGE)
+        response.set_cookie(settings.SESSION_COOKIE_NAME, key.decode(), max_age=AGE)
     return response
 
 
