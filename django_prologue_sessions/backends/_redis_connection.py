@@ -14,9 +14,11 @@ connections that a forked child starts afresh.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -26,13 +28,20 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.retry import Retry
 
 from django_prologue_sessions.backends import _redis_options
 from django_prologue_sessions.backends._redis_options import RedisOptions
 from django_prologue_sessions.backends._redis_scripts import LuaScript
 from django_prologue_sessions.conf import app_settings
+
+logger = logging.getLogger("django_prologue_sessions.redis")
 
 #: What the engine treats as "Redis is unavailable".
 UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
@@ -46,6 +55,8 @@ _GET_CONNECTION_ARGS: tuple[str, ...] = (
 class SyncRedis:
     """One Redis (or cache_alias connection) for sync code."""
 
+    client: Any  # a redis.Redis here, a redis.cluster.RedisCluster below
+
     def __init__(self, client: redis.Redis, options: RedisOptions) -> None:
         self.client = client
         self.options = options
@@ -57,23 +68,55 @@ class SyncRedis:
         self._idle: list[Any] = []
         self._pid = os.getpid()
         # One immediate retry on a dropped connection; a timeout is retried
-        # only when asked, as it may mean the server is just slow.
+        # only when asked, as it may mean the server is just slow. The retry
+        # is also what follows a Sentinel failover: the failed connection
+        # reconnects to the master the sentinels name now.
         self._retry_on: tuple[type[Exception], ...] = (
             UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
         )
 
     def execute(self, *args: Any) -> Any:
-        try:
-            return self._execute_once(args)
-        except self._retry_on:
-            return self._execute_once(args)
+        return self._pipeline((args,))[0]
 
-    def _execute_once(self, args: tuple[Any, ...]) -> Any:
+    def run_script(
+        self, script: LuaScript, keys: str | Sequence[str], *args: Any
+    ) -> Any:
+        """Run ``script`` on ``keys`` (one key, or several in one hash slot).
+
+        With ``wait_replicas``, the script's ``WAIT`` goes in the same round
+        trip.
+        """
+        keys = (keys,) if isinstance(keys, str) else tuple(keys)
+        try:
+            return self._run_script("EVALSHA", script.sha, keys, args)
+        except NoScriptError:
+            return self._run_script("EVAL", script.source, keys, args)
+
+    def _run_script(
+        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
+    ) -> Any:
+        call = (command, body, len(keys), *keys, *args)
+        wait = self.options.wait_replicas
+        if not wait:
+            return self._pipeline((call,))[0]
+        result, acknowledged = self._pipeline(
+            (call, ("WAIT", wait, self.options.wait_timeout_ms))
+        )
+        check_replicas(acknowledged, self.options)
+        return result
+
+    def _pipeline(self, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
+        try:
+            return self._pipeline_once(commands)
+        except self._retry_on:
+            return self._pipeline_once(commands)
+
+    def _pipeline_once(self, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
         if self._shared_pool:
             pool = self._pool
             connection: Any = pool.get_connection(*_GET_CONNECTION_ARGS)
             try:
-                return _send(connection, args)
+                return _send(connection, commands)
             finally:
                 pool.release(connection)
         if self._pid != os.getpid():
@@ -85,15 +128,9 @@ class SyncRedis:
         except IndexError:
             connection = self._pool.make_connection()
         try:
-            return _send(connection, args)
+            return _send(connection, commands)
         finally:
             self._idle.append(connection)
-
-    def run_script(self, script: LuaScript, key: str, *args: Any) -> Any:
-        try:
-            return self.execute("EVALSHA", script.sha, 1, key, *args)
-        except NoScriptError:
-            return self.execute("EVAL", script.source, 1, key, *args)
 
     def close(self) -> None:
         if not self._shared_pool:  # that pool is django-redis's
@@ -102,11 +139,69 @@ class SyncRedis:
             self._pool.disconnect()
 
 
-def _send(connection: Any, args: tuple[Any, ...]) -> Any:
-    # The connection connects itself if needed, and disconnects itself on a
-    # socket error or timeout, so it never holds a half-read reply.
-    connection.send_packed_command([pack(args)], False)
-    return connection.read_response()
+class SyncRedisCluster(SyncRedis):
+    """A Redis Cluster through redis-py's cluster client, which routes each
+    command (a script by its keys) to the node that holds its slot."""
+
+    def __init__(self, client: Any, options: RedisOptions) -> None:
+        self.client = client
+        self.options = options
+
+    def execute(self, *args: Any) -> Any:
+        return self.client.execute_command(*args)
+
+    def _run_script(
+        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
+    ) -> Any:
+        result = self.client.execute_command(command, body, len(keys), *keys, *args)
+        wait = self.options.wait_replicas
+        if wait:
+            # WAIT names no key: it goes to the node that ran the script, in a
+            # second round trip (the cluster client pipelines by key only).
+            acknowledged = self.client.execute_command(
+                "WAIT",
+                wait,
+                self.options.wait_timeout_ms,
+                target_nodes=self.client.get_node_from_key(keys[0]),
+            )
+            check_replicas(acknowledged, self.options)
+        return result
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _send(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    """Send ``commands`` at once, then read every reply: one round trip."""
+    connection.send_packed_command([pack(args) for args in commands], False)
+    replies = []
+    error: ResponseError | None = None
+    for _ in commands:
+        try:
+            # The connection disconnects itself on a socket error or timeout,
+            # so it never holds a half-read reply (a Sentinel-managed one
+            # would not unless told).
+            replies.append(connection.read_response(disconnect_on_error=True))
+        except ResponseError as exc:
+            # An error reply ends that command only: the later replies are
+            # read all the same, or the next command would get them.
+            error = error or exc
+            replies.append(exc)
+    if error is not None:
+        raise error
+    return replies
+
+
+def check_replicas(acknowledged: Any, options: RedisOptions) -> None:
+    """Warn when fewer replicas than ``wait_replicas`` confirmed a write."""
+    if int(acknowledged) < options.wait_replicas:
+        logger.warning(
+            "Session written, but only %s of %s replicas confirmed it within "
+            "%s ms: a failover now could lose it.",
+            acknowledged,
+            options.wait_replicas,
+            options.wait_timeout_ms,
+        )
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
@@ -125,19 +220,57 @@ def pack(args: tuple[Any, ...]) -> bytes:
 class AsyncRedis:
     """One ``redis.asyncio`` client, bound to the event loop that made it."""
 
-    def __init__(self, client: redis.asyncio.Redis, options: RedisOptions) -> None:
+    def __init__(self, client: Any, options: RedisOptions) -> None:
         self.client = client
         self.options = options
 
     async def execute(self, *args: Any) -> Any:
-        client: Any = self.client
-        return await client.execute_command(*args)
+        return await self.client.execute_command(*args)
 
-    async def run_script(self, script: LuaScript, key: str, *args: Any) -> Any:
+    async def run_script(
+        self, script: LuaScript, keys: str | Sequence[str], *args: Any
+    ) -> Any:
+        keys = (keys,) if isinstance(keys, str) else tuple(keys)
         try:
-            return await self.execute("EVALSHA", script.sha, 1, key, *args)
+            return await self._run_script("EVALSHA", script.sha, keys, args)
         except NoScriptError:
-            return await self.execute("EVAL", script.source, 1, key, *args)
+            return await self._run_script("EVAL", script.source, keys, args)
+
+    async def _run_script(
+        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
+    ) -> Any:
+        call = (command, body, len(keys), *keys, *args)
+        wait = self.options.wait_replicas
+        if not wait:
+            return await self.client.execute_command(*call)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command(*call)
+        pipe.execute_command("WAIT", wait, self.options.wait_timeout_ms)
+        result, acknowledged = await pipe.execute(raise_on_error=False)
+        if isinstance(result, Exception):
+            raise result
+        if isinstance(acknowledged, Exception):
+            raise acknowledged
+        check_replicas(acknowledged, self.options)
+        return result
+
+
+class AsyncRedisCluster(AsyncRedis):
+    async def _run_script(
+        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
+    ) -> Any:
+        client = self.client
+        result = await client.execute_command(command, body, len(keys), *keys, *args)
+        wait = self.options.wait_replicas
+        if wait:
+            acknowledged = await client.execute_command(
+                "WAIT",
+                wait,
+                self.options.wait_timeout_ms,
+                target_nodes=client.get_node_from_key(keys[0]),
+            )
+            check_replicas(acknowledged, self.options)
+        return result
 
 
 _lock = threading.Lock()
@@ -167,7 +300,11 @@ def sync_redis() -> SyncRedis:
             handle = _sync
             if handle is None:
                 options = current_options()
-                handle = _sync = SyncRedis(_make_sync_client(options), options)
+                if options.topology == "cluster":
+                    handle = SyncRedisCluster(_make_sync_cluster(options), options)
+                else:
+                    handle = SyncRedis(_make_sync_client(options), options)
+                _sync = handle
     return handle
 
 
@@ -176,7 +313,11 @@ def async_redis() -> AsyncRedis:
     handle = _async.get(loop)
     if handle is None:
         options = current_options()
-        handle = _async[loop] = AsyncRedis(_make_async_client(options), options)
+        if options.topology == "cluster":
+            handle = AsyncRedisCluster(_make_async_cluster(options), options)
+        else:
+            handle = AsyncRedis(_make_async_client(options), options)
+        _async[loop] = handle
     return handle
 
 
@@ -270,6 +411,41 @@ def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
             unix_socket_path=options.unix_domain_socket_path, **kwargs
         )
     return redis.asyncio.Redis(host=options.host, port=options.port, **kwargs)
+
+
+def _cluster_kwargs(options: RedisOptions) -> dict[str, Any]:
+    kwargs = _connection_kwargs(options)
+    kwargs.pop("db", None)  # a cluster has database 0 only
+    if options.startup_nodes:
+        kwargs["startup_nodes"] = list(options.startup_nodes)
+    elif options.url is None:
+        kwargs.update(host=options.host, port=options.port)
+    return kwargs
+
+
+def _make_sync_cluster(options: RedisOptions) -> Any:
+    from redis.cluster import ClusterNode, RedisCluster
+
+    kwargs = _cluster_kwargs(options)
+    if "startup_nodes" in kwargs:
+        kwargs["startup_nodes"] = [
+            ClusterNode(*node)  # type: ignore[no-untyped-call]
+            for node in options.startup_nodes
+        ]
+    if options.url is not None:
+        return RedisCluster.from_url(options.url, **kwargs)
+    return RedisCluster(**kwargs)
+
+
+def _make_async_cluster(options: RedisOptions) -> Any:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    kwargs = _cluster_kwargs(options)
+    if "startup_nodes" in kwargs:
+        kwargs["startup_nodes"] = [ClusterNode(*node) for node in options.startup_nodes]
+    if options.url is not None:
+        return RedisCluster.from_url(options.url, **kwargs)
+    return RedisCluster(**kwargs)
 
 
 # The connection settings that mean the same to redis.asyncio's connections.

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,18 +31,29 @@ COMPATIBLE_KEYS = (
     "sentinel_master_alias",
 )
 # ... and ours.
-OWN_KEYS = ("username", "cache_alias", "on_unavailable")
+OWN_KEYS = (
+    "username",
+    "cache_alias",
+    "on_unavailable",
+    "cluster",
+    "startup_nodes",
+    "wait_replicas",
+    "wait_timeout_ms",
+)
 KNOWN_KEYS = COMPATIBLE_KEYS + OWN_KEYS
 
-# Each names one way to reach Redis; a configuration uses exactly one. A
-# ``cluster`` way would join here, with its branch in _redis_connection.
+# Each names one way to reach Redis; a configuration uses exactly one.
+# ``"cluster": True`` turns url, host/port or startup_nodes into the seed
+# nodes of a Redis Cluster.
 TOPOLOGY_KEYS = {
     "url": ("url",),
     "host": ("host", "port"),
     "unix_domain_socket_path": ("unix_domain_socket_path",),
     "sentinel_list": ("sentinel_list", "sentinel_master_alias"),
     "cache_alias": ("cache_alias",),
+    "startup_nodes": ("startup_nodes",),
 }
+CLUSTER_WAYS = ("url", "host", "startup_nodes")
 # Options of a connection this engine makes itself; a cache_alias brings its own.
 CONNECTION_OPTION_KEYS = (
     "db",
@@ -57,6 +69,7 @@ DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
 
 DEFAULT_PREFIX = "session"
 DEFAULT_SOCKET_TIMEOUT = 1.0
+DEFAULT_WAIT_TIMEOUT_MS = 100
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,10 @@ class RedisOptions:
     socket_timeout: float | None
     socket_connect_timeout: float | None
     retry_on_timeout: bool
+    startup_nodes: tuple[tuple[str, int], ...] = ()
+    #: After each write, ``WAIT wait_replicas wait_timeout_ms``; 0 for none.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
 
     @property
     def key_prefix(self) -> str:
@@ -105,6 +122,8 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
     topology = next((name for name in TOPOLOGY_KEYS if name in options), "host")
     if topology == "sentinel_list":
         topology = "sentinel"
+    if options.get("cluster"):
+        topology = "cluster"
     socket_timeout = options.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     return RedisOptions(
         topology=topology,
@@ -114,9 +133,7 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
         host=options.get("host", "localhost"),
         port=options.get("port", 6379),
         unix_domain_socket_path=options.get("unix_domain_socket_path"),
-        sentinel_list=tuple(
-            (str(host), int(port)) for host, port in options.get("sentinel_list", ())
-        ),
+        sentinel_list=_pairs(options.get("sentinel_list", ())),
         sentinel_master_alias=options.get("sentinel_master_alias"),
         cache_alias=options.get("cache_alias"),
         db=options.get("db"),
@@ -125,7 +142,14 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
         socket_timeout=socket_timeout,
         socket_connect_timeout=options.get("socket_connect_timeout", socket_timeout),
         retry_on_timeout=options.get("retry_on_timeout", False),
+        startup_nodes=_pairs(options.get("startup_nodes", ())),
+        wait_replicas=options.get("wait_replicas", 0),
+        wait_timeout_ms=options.get("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS),
     )
+
+
+def _pairs(value: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((str(host), int(port)) for host, port in value)
 
 
 def find_problems(value: Any, caches: Mapping[str, Any]) -> list[Problem]:
@@ -143,6 +167,8 @@ def find_problems(value: Any, caches: Mapping[str, Any]) -> list[Problem]:
     problems = _unknown_keys(value)
     problems += _topology_problems(value, caches)
     problems += _type_problems(value)
+    problems += _cluster_problems(value)
+    problems += _wait_problems(value)
     return problems
 
 
@@ -179,7 +205,8 @@ def _topology_problems(
                 + " and ".join(repr(way) for way in ways)
                 + ".",
                 "Keep one of url, host (with port), unix_domain_socket_path, "
-                "sentinel_list (with sentinel_master_alias) or cache_alias.",
+                "sentinel_list (with sentinel_master_alias), cache_alias or "
+                "startup_nodes (with cluster).",
             )
         ]
     problems = []
@@ -240,17 +267,7 @@ def _cache_alias_problems(
 def _sentinel_problems(options: Mapping[Any, Any]) -> list[Problem]:
     problems = []
     sentinels = options.get("sentinel_list")
-    if not (
-        isinstance(sentinels, list | tuple)
-        and sentinels
-        and all(
-            isinstance(pair, list | tuple)
-            and len(pair) == 2
-            and isinstance(pair[0], str)
-            and _is_port(pair[1])
-            for pair in sentinels
-        )
-    ):
+    if not _is_address_list(sentinels):
         problems.append(
             Problem(
                 29,
@@ -269,6 +286,123 @@ def _sentinel_problems(options: Mapping[Any, Any]) -> list[Problem]:
             )
         )
     return problems
+
+
+def _is_address_list(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and _is_port(pair[1])
+            for pair in value
+        )
+    )
+
+
+def _cluster_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    if not options.get("cluster"):
+        if "startup_nodes" in options:
+            return [
+                Problem(
+                    31,
+                    "SESSION_REDIS['startup_nodes'] names the nodes of a Redis "
+                    "Cluster, but cluster is not True.",
+                    'Add "cluster": True.',
+                )
+            ]
+        return []
+    problems = []
+    others = [
+        name
+        for name, keys in TOPOLOGY_KEYS.items()
+        if name not in CLUSTER_WAYS and any(key in options for key in keys)
+    ]
+    if others:
+        problems.append(
+            Problem(
+                31,
+                "SESSION_REDIS with cluster reaches the cluster through url, "
+                f"host/port or startup_nodes, not {' or '.join(others)}.",
+            )
+        )
+    url = options.get("url")
+    if isinstance(url, str) and url.lower().startswith("unix://"):
+        problems.append(
+            Problem(
+                31,
+                "SESSION_REDIS with cluster needs a redis:// or rediss:// url: "
+                "a cluster's nodes are reached over TCP.",
+            )
+        )
+    elif isinstance(url, str) and urlsplit(url).path.strip("/") not in ("", "0"):
+        problems.append(
+            Problem(
+                31,
+                f"SESSION_REDIS['url'] is {url!r}, but a Redis Cluster has "
+                "database 0 only.",
+                "Drop the database number from the URL.",
+            )
+        )
+    if options.get("db") not in (None, 0):
+        problems.append(
+            Problem(
+                31,
+                "SESSION_REDIS with cluster cannot use db: a Redis Cluster has "
+                "database 0 only.",
+            )
+        )
+    if "startup_nodes" in options and not _is_address_list(options["startup_nodes"]):
+        problems.append(
+            Problem(
+                31,
+                "SESSION_REDIS['startup_nodes'] must be a non-empty list of "
+                f"(host, port) pairs, not {options['startup_nodes']!r}.",
+                'For example: [("10.0.0.1", 7000), ("10.0.0.2", 7000)]',
+            )
+        )
+    return problems
+
+
+def _wait_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    problems = []
+    replicas = options.get("wait_replicas", 0)
+    if "wait_timeout_ms" in options and not replicas:
+        problems.append(
+            Problem(
+                32,
+                "SESSION_REDIS['wait_timeout_ms'] has no effect without wait_replicas.",
+                "Set wait_replicas to the number of replicas a write must "
+                "reach, or drop wait_timeout_ms.",
+            )
+        )
+    timeout_ms = options.get("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS)
+    socket_timeout = options.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    if (
+        replicas
+        and _is_wait_timeout(timeout_ms)
+        and _is_timeout(socket_timeout)
+        and socket_timeout is not None
+        and timeout_ms >= socket_timeout * 1000
+    ):
+        problems.append(
+            Problem(
+                32,
+                f"SESSION_REDIS['wait_timeout_ms'] ({timeout_ms}) is not below "
+                f"socket_timeout ({socket_timeout} s): a replica that lags would "
+                "make every save time out, which counts as Redis being "
+                "unavailable.",
+                "Keep wait_timeout_ms well below socket_timeout * 1000.",
+            )
+        )
+    return problems
+
+
+def _is_wait_timeout(value: Any) -> bool:
+    # WAIT's 0 means "block forever": a save must never do that.
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _is_port(value: Any) -> bool:
@@ -301,6 +435,15 @@ _TYPE_RULES: dict[str, tuple[Any, str]] = {
     "unix_domain_socket_path": (
         lambda v: isinstance(v, str) and bool(v),
         "the path of a socket file",
+    ),
+    "cluster": (lambda v: isinstance(v, bool), "True or False"),
+    "wait_replicas": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a number of replicas (0 or more; 0 waits for none)",
+    ),
+    "wait_timeout_ms": (
+        _is_wait_timeout,
+        "a number of milliseconds above 0 (WAIT's 0 would block forever)",
     ),
 }
 
