@@ -4,8 +4,8 @@ Runs, back to back against one real Redis server:
 
 1. the latency mode: every engine of ``bench/engines.py`` in a worker process
    of its own (``bench/worker.py``), through Django's WSGI handler, in four
-   scenarios; several rounds, the engines taking turns, so that a slow moment
-   of the machine spreads over all of them;
+   scenarios; the workers take turns, a sample each, so that a slow moment of
+   the machine spreads over all of them;
 2. the load mode: the example project under gunicorn on loopback, loaded by
    concurrent clients, for each Redis engine (``bench/load.py``).
 
@@ -30,32 +30,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import load, report
 from bench.engines import ENGINES, SCENARIOS, Engine
-from bench.load import run_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLOOR_TRIPS = {"create": 1, "read": 1, "modify": 2}
 
 FULL = {
-    "rounds": 3,
-    "repeats": 3,
+    "samples": 9,
     "requests": 400,
     "warmup": 50,
     "count_requests": 100,
     "load_clients": 8,
     "load_requests": 2000,
     "load_seconds": 20.0,
+    "load_bursts": 4,
 }
 QUICK = {
-    "rounds": 1,
-    "repeats": 1,
+    "samples": 1,
     "requests": 20,
     "warmup": 5,
     "count_requests": 10,
     "load_clients": 2,
     "load_requests": 20,
     "load_seconds": 10.0,
+    "load_bursts": 2,
 }
 
 
@@ -63,81 +62,157 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_worker(
-    engine: Engine,
-    redis_url: str,
-    params: dict[str, Any],
-    floor_trips: dict[str, int],
-    profile: str = "",
-) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="prologue-bench-") as tmp:
-        output = Path(tmp) / "result.json"
-        command = [
-            sys.executable,
-            "-m",
-            "bench.worker",
-            "--engine",
-            engine.name,
-            "--redis-url",
-            redis_url,
-            "--floor-trips",
-            json.dumps(floor_trips),
-            "--requests",
-            str(params["requests"]),
-            "--warmup",
-            str(params["warmup"]),
-            "--repeats",
-            str(params["repeats"]),
-            "--count-requests",
-            str(params["count_requests"]),
-            "--output",
-            str(output),
-        ]
-        if profile:
-            command += ["--profile", profile]
-        done = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, check=False
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class Worker:
+    """A ``bench.worker`` process serving one engine, asked one command at a time."""
+
+    def __init__(self, engine: Engine, redis_url: str) -> None:
+        self.engine = engine
+        # Kept until close(): a failed worker's stderr says why.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.worker",
+                "--engine",
+                engine.name,
+                "--redis-url",
+                redis_url,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
         )
-        if done.returncode != 0:
-            return {"failed": done.stderr[-3000:]}
-        result: dict[str, Any] = json.loads(output.read_text())
-        return result
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace")[-3000:]
+            raise WorkerFailed(f"exited with {self.process.returncode}:\n{text}")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise WorkerFailed(reply["error"])
+        return reply
+
+    def ready(self) -> dict[str, Any]:
+        return self._reply()
+
+    def ask(self, op: str, **arguments: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"op": op, **arguments}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the reply says why
+        return self._reply()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write('{"op": "quit"}\n')
+                self.process.stdin.close()
+                self.process.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.stderr.close()
 
 
 def run_latency(
     engines: list[Engine], redis_url: str, params: dict[str, Any]
 ) -> dict[str, Any]:
+    workers = {engine.name: Worker(engine, redis_url) for engine in engines}
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}
     floor_trips = dict(DEFAULT_FLOOR_TRIPS)
     floor_source = "the Redis engine's targets (our Redis engine did not run)"
-    for round_ in range(params["rounds"]):
-        for engine in engines:
-            if engine.name in failed:
+
+    def attempt(name: str, op: str, **arguments: Any) -> dict[str, Any] | None:
+        try:
+            return workers[name].ask(op, **arguments)
+        except WorkerFailed as exc:
+            failed[name] = str(exc)
+            results.pop(name, None)
+            workers.pop(name).close()
+            log(f"  {name} FAILED")
+            return None
+
+    try:
+        for name, worker in list(workers.items()):
+            try:
+                results[name] = {
+                    "versions": worker.ready()["versions"],
+                    "scenarios": {},
+                }
+            except WorkerFailed as exc:
+                failed[name] = str(exc)
+                workers.pop(name).close()
+        # Round trips and sizes first: the floor makes as many round trips as
+        # our Redis engine was just seen to make.
+        for name in list(workers):
+            if (
+                name == "floor"
+                and attempt(name, "floor_trips", trips=floor_trips) is None
+            ):
                 continue
-            began = time.monotonic()
-            result = run_worker(engine, redis_url, params, floor_trips)
-            took = time.monotonic() - began
-            if "failed" in result:
-                failed[engine.name] = result["failed"]
-                results.pop(engine.name, None)
-                log(f"  round {round_ + 1}: {engine.name} FAILED")
-                continue
-            log(f"  round {round_ + 1}: {engine.name} ({took:.1f} s)")
-            if engine.name not in results:
-                results[engine.name] = result
+            for scenario in SCENARIOS:
+                counted = attempt(
+                    name, "count", scenario=scenario, requests=params["count_requests"]
+                )
+                if counted is None:
+                    break
+                results[name]["scenarios"][scenario] = {
+                    **counted,
+                    "us": [],
+                    "cpu_us": [],
+                }
             else:
-                for scenario, data in result["scenarios"].items():
-                    merged = results[engine.name]["scenarios"][scenario]
-                    merged["us"] += data["us"]
-                    merged["cpu_us"] += data["cpu_us"]
-            if engine.name == "prologue-redis" and round_ == 0:
+                sizes = attempt(name, "sizes")
+                if sizes is not None:
+                    results[name].update(sizes)
+            if name == "prologue-redis" and name in results:
                 floor_trips = {
                     scenario: round(data["round_trips"])
-                    for scenario, data in result["scenarios"].items()
+                    for scenario, data in results[name]["scenarios"].items()
                     if data["round_trips"]
                 }
                 floor_source = "our Redis engine's measured round trips"
+        # The samples: engine after engine, scenario after scenario, the
+        # engines' order turning from one sample to the next.
+        for index in range(params["samples"]):
+            began = time.monotonic()
+            names = list(workers)
+            turn = index % len(names) if names else 0
+            for scenario in SCENARIOS:
+                for name in names[turn:] + names[:turn]:
+                    if name not in workers:
+                        continue
+                    sample = attempt(
+                        name,
+                        "sample",
+                        scenario=scenario,
+                        requests=params["requests"],
+                        warmup=params["warmup"],
+                    )
+                    if sample is not None:
+                        data = results[name]["scenarios"][scenario]
+                        data["us"].append(sample["us"])
+                        data["cpu_us"].append(sample["cpu_us"])
+            took = time.monotonic() - began
+            log(f"  sample {index + 1}/{params['samples']} ({took:.1f} s)")
+    finally:
+        for worker in workers.values():
+            worker.close()
     for result in results.values():
         for data in result["scenarios"].values():
             data["us_median"] = statistics.median(data["us"])
@@ -159,25 +234,21 @@ def run_load(
     from tests.redis_server import free_port
 
     client = redis.Redis.from_url(redis_url)
-    runs = []
-    for engine in engines:
-        client.flushdb()
-        log(f"  load: {engine.name} under {server}")
-        try:
-            run = run_engine(
-                engine,
-                redis_url,
-                server=server,
-                port=free_port(),
-                clients=params["load_clients"],
-                requests=params["load_requests"],
-                seconds=params["load_seconds"],
-                workers=params["load_workers"],
-                threads=params["load_threads"],
-            )
-        except RuntimeError as exc:
-            run = {"engine": engine.name, "server": server, "failed": str(exc)}
-        runs.append(run)
+    client.flushdb()
+    log(f"Load: {len(engines)} engines under {server}")
+    runs = load.run_load(
+        engines,
+        redis_url,
+        kind=server,
+        ports=[free_port() for _ in engines],
+        clients=params["load_clients"],
+        requests=params["load_requests"],
+        seconds=params["load_seconds"],
+        bursts=params["load_bursts"],
+        workers=params["load_workers"],
+        threads=params["load_threads"],
+        log=log,
+    )
     client.flushdb()
     client.close()
     return {
@@ -281,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_url, server = start_redis(args.redis_url)
     try:
         if args.profile:
-            return profile(args.profile, redis_url, params, Path(args.out))
+            return profile(args.profile, redis_url, params)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         previous = out / "results.json"
@@ -296,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(redis_url),
         }
         if args.only != "load":
-            log(f"Latency: {len(engines)} engines, {params['rounds']} rounds")
+            log(f"Latency: {len(engines)} engines, {params['samples']} samples")
             results["latency"] = run_latency(engines, redis_url, params)
             results["latency"]["missing"] = missing
         if args.only != "latency":
@@ -304,7 +375,6 @@ def main(argv: list[str] | None = None) -> int:
             if load_server == "auto":
                 load_server = "gunicorn" if _has("gunicorn") else "wsgiref"
             redis_engines = [e for e in engines if e.family == "redis"]
-            log(f"Load: {len(redis_engines)} engines under {load_server}")
             results["load"] = run_load(redis_engines, redis_url, params, load_server)
         results["run"]["seconds"] = round(time.monotonic() - started, 1)
         results["run"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -312,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results.md").write_text(report.markdown(results))
         charted = report.chart(results, out / "results.png")
         print((out / "results.md").read_text())
-        if not charted:
+        if not charted and "latency" in results:
             log("matplotlib is not installed: no chart (pip install -e '.[bench]').")
         log(f"Wrote {out / 'results.md'} in {results['run']['seconds']} s.")
         return 0
@@ -321,20 +391,26 @@ def main(argv: list[str] | None = None) -> int:
             server.cleanup()
 
 
-def profile(target: str, redis_url: str, params: dict[str, Any], out: Path) -> int:
+def profile(target: str, redis_url: str, params: dict[str, Any]) -> int:
     from bench.engines import get_engine
 
     name, _, scenario = target.partition(":")
     if scenario not in SCENARIOS:
         log(f"--profile wants ENGINE:SCENARIO, a scenario of {', '.join(SCENARIOS)}")
         return 2
-    result = run_worker(
-        get_engine(name), redis_url, params, DEFAULT_FLOOR_TRIPS, profile=scenario
-    )
-    if "failed" in result:
-        log(result["failed"])
+    worker = Worker(get_engine(name), redis_url)
+    try:
+        worker.ready()
+        print(
+            worker.ask("profile", scenario=scenario, requests=params["requests"])[
+                "profile"
+            ]
+        )
+    except WorkerFailed as exc:
+        log(str(exc))
         return 1
-    print(result["profile"])
+    finally:
+        worker.close()
     return 0
 
 

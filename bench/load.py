@@ -2,11 +2,13 @@
 
 For each Redis engine, the example project (``example_project/``) is served by
 gunicorn (``gthread`` workers) on a free loopback port, with its
-``SESSION_ENGINE`` set to that engine. Client threads, each a visitor with a
-session of its own on a keep-alive connection, load the home page, which adds
-one to a visit counter in the session. The run is bounded in requests and in
-time. Afterwards each client reads its counter: it must equal the visits that
-were answered, or an update was lost.
+``SESSION_ENGINE`` set to that engine; all the servers are up at once. Client
+threads, each a visitor with a session of its own on a keep-alive connection,
+load the home page, which adds one to a visit counter in the session. The
+servers take turns: a burst of requests each, in a turning order, so that a
+busy moment of the machine does not fall on one engine only. The run is
+bounded in requests and in time. Afterwards each client reads its counter: it
+must equal the visits that were answered, or an update was lost.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project"
 
 
-@dataclass
 class Client:
-    """One visitor: a session of its own and a keep-alive connection."""
+    """One visitor: a session of its own, on a keep-alive connection."""
 
-    port: int
-    requests: int
-    deadline: float
-    ok: int = 0
-    errors: int = 0
-    error_samples: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    counter: int | None = None
-    cookie: str | None = None
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.errors = 0
+        self.error_samples: list[str] = []
+        self.latencies: list[float] = []
+        self.counter: int | None = None
+        self.cookie: str | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -55,25 +55,32 @@ class Client:
                 self.cookie = header.split(";", 1)[0]
         return response.status, body
 
-    def run(self, start: threading.Barrier) -> None:
+    def burst(self, requests: int, deadline: float, start: threading.Barrier) -> None:
+        """Visit the home page ``requests`` times, or until ``deadline``."""
         conn = self._connect()
         start.wait()
-        while (
-            self.ok + self.errors < self.requests and time.monotonic() < self.deadline
-        ):
-            began = time.perf_counter()
-            try:
-                status, _ = self._get(conn, "/")
-            except (OSError, http.client.HTTPException) as exc:
-                self._error(repr(exc))
-                conn.close()
-                conn = self._connect()
-                continue
-            self.latencies.append(time.perf_counter() - began)
-            if status == 200:
-                self.ok += 1
-            else:
-                self._error(f"HTTP {status}")
+        done = 0
+        try:
+            while done < requests and time.monotonic() < deadline:
+                done += 1
+                began = time.perf_counter()
+                try:
+                    status, _ = self._get(conn, "/")
+                except (OSError, http.client.HTTPException) as exc:
+                    self._error(repr(exc))
+                    conn.close()
+                    conn = self._connect()
+                    continue
+                self.latencies.append(time.perf_counter() - began)
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self._error(f"HTTP {status}")
+        finally:
+            conn.close()
+
+    def read_counter(self) -> None:
+        conn = self._connect()
         try:
             status, body = self._get(conn, "/bench/visits/")
             if status == 200:
@@ -91,126 +98,217 @@ class Client:
             self.error_samples.append(text)
 
 
-def server_command(server: str, port: int, workers: int, threads: int) -> list[str]:
-    if server == "gunicorn":
-        return [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "django.core.wsgi:get_wsgi_application()",
-        ]
-    return [sys.executable, "-m", "bench.wsgiref_server", f"127.0.0.1:{port}"]
+class Server:
+    """The example project on ``engine``, under a WSGI server on loopback."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        redis_url: str,
+        *,
+        kind: str,
+        port: int,
+        workers: int,
+        threads: int,
+    ) -> None:
+        self.engine = engine
+        self.kind = kind
+        self.port = port
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.load_settings",
+            "BENCH_LOAD_ENGINE": engine.name,
+            "PROLOGUE_EXAMPLE_ENGINE": "redis",
+            "PROLOGUE_EXAMPLE_REDIS_URL": redis_url,
+            "PROLOGUE_EXAMPLE_DEBUG": "0",
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+        if kind == "gunicorn":
+            command = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(threads),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "django.core.wsgi:get_wsgi_application()",
+            ]
+        else:
+            command = [
+                sys.executable,
+                "-m",
+                "bench.wsgiref_server",
+                f"127.0.0.1:{port}",
+            ]
+        # A file, not a pipe: a chatty server must never block on a full pipe.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log
+        )
+
+    def wait_until_serving(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"The WSGI server exited with {self.process.returncode}:\n"
+                    f"{self.log_text()}"
+                )
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                try:
+                    conn.request("GET", "/bench/visits/")
+                    if conn.getresponse().status == 200:
+                        return
+                finally:
+                    conn.close()
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"The WSGI server did not answer on port {self.port}:\n"
+                    f"{self.log_text()}"
+                )
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def stop(self) -> str:
+        """Stop the server; its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        text = self.log_text()
+        self.log.close()
+        return text
 
 
-def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"The WSGI server exited with {process.returncode}.")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/bench/visits/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-            conn.close()
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"The WSGI server did not answer on port {port}.")
-        time.sleep(0.1)
+def burst(team: list[Client], requests: int, seconds: float) -> float:
+    """Every client at once, ``requests`` in all; the seconds it took."""
+    per_client = max(1, requests // len(team))
+    deadline = time.monotonic() + seconds
+    start = threading.Barrier(len(team) + 1)
+    threads = [
+        threading.Thread(target=client.burst, args=(per_client, deadline, start))
+        for client in team
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
 
 
-def run_engine(
-    engine: Engine,
+def _percentile(ordered: list[float], share: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000, 2)
+
+
+def run_load(
+    engines: list[Engine],
     redis_url: str,
     *,
-    server: str,
-    port: int,
+    kind: str,
+    ports: list[int],
     clients: int,
     requests: int,
     seconds: float,
+    bursts: int,
     workers: int,
     threads: int,
-) -> dict[str, Any]:
-    """Serve the example on ``engine`` and load it; the numbers of the run."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.load_settings",
-        "BENCH_LOAD_ENGINE": engine.name,
-        "PROLOGUE_EXAMPLE_ENGINE": "redis",
-        "PROLOGUE_EXAMPLE_REDIS_URL": redis_url,
-        "PROLOGUE_EXAMPLE_DEBUG": "0",
-        "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    process = subprocess.Popen(
-        server_command(server, port, workers, threads),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log: Any = print,
+) -> list[dict[str, Any]]:
+    """Load the example on each engine; the numbers of each engine's run.
+
+    ``requests`` and ``seconds`` bound each engine's share, spread over
+    ``bursts`` bursts.
+    """
+    servers: dict[str, Server] = {}
+    failed: dict[str, str] = {}
+    teams: dict[str, list[Client]] = {}
+    elapsed: dict[str, float] = {}
     try:
-        wait_until_serving(process, port)
-        per_client = max(1, requests // clients)
-        deadline = time.monotonic() + seconds
-        team = [Client(port, per_client, deadline) for _ in range(clients)]
-        start = threading.Barrier(clients + 1)
-        threads_ = [
-            threading.Thread(target=client.run, args=(start,)) for client in team
-        ]
-        for thread in threads_:
-            thread.start()
-        start.wait()
-        began = time.perf_counter()
-        for thread in threads_:
-            thread.join()
-        elapsed = time.perf_counter() - began
-    finally:
-        process.terminate()
-        try:
-            _, stderr = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-    answered = sum(client.ok for client in team)
-    latencies = sorted(t for client in team for t in client.latencies)
-    lost = sum(
-        max(0, client.ok - client.counter)
-        for client in team
-        if client.counter is not None
-    )
-    unread = sum(client.counter is None for client in team)
-    return {
-        "engine": engine.name,
-        "server": server,
-        "clients": clients,
-        "requests": answered,
-        "errors": sum(client.errors for client in team),
-        "error_samples": [e for client in team for e in client.error_samples][:5],
-        "lost_updates": lost,
-        "counters_unread": unread,
-        "seconds": round(elapsed, 3),
-        "requests_per_second": round(answered / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-        "p99_ms": (
-            round(
-                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2
+        for engine, port in zip(engines, ports, strict=True):
+            servers[engine.name] = Server(
+                engine,
+                redis_url,
+                kind=kind,
+                port=port,
+                workers=workers,
+                threads=threads,
             )
-            if latencies
-            else None
-        ),
-        "server_log": stderr.decode(errors="replace")[-2000:],
-    }
+        for name, server in list(servers.items()):
+            try:
+                server.wait_until_serving()
+            except RuntimeError as exc:
+                failed[name] = str(exc)
+                servers.pop(name).stop()
+                continue
+            teams[name] = [Client(server.port) for _ in range(clients)]
+            elapsed[name] = 0.0
+        names = list(teams)
+        for index in range(bursts):
+            turn = index % len(names) if names else 0
+            for name in names[turn:] + names[:turn]:
+                elapsed[name] += burst(
+                    teams[name], requests // bursts, seconds / bursts
+                )
+            log(f"  load burst {index + 1}/{bursts}")
+        for team in teams.values():
+            for client in team:
+                client.read_counter()
+    finally:
+        logs = {name: server.stop() for name, server in servers.items()}
+    runs: list[dict[str, Any]] = []
+    for engine in engines:
+        if engine.name in failed:
+            runs.append(
+                {"engine": engine.name, "server": kind, "failed": failed[engine.name]}
+            )
+            continue
+        team = teams[engine.name]
+        answered = sum(client.ok for client in team)
+        took = elapsed[engine.name]
+        latencies = sorted(t for client in team for t in client.latencies)
+        runs.append(
+            {
+                "engine": engine.name,
+                "server": kind,
+                "clients": clients,
+                "requests": answered,
+                "errors": sum(client.errors for client in team),
+                "error_samples": [e for c in team for e in c.error_samples][:5],
+                "lost_updates": sum(
+                    max(0, client.ok - client.counter)
+                    for client in team
+                    if client.counter is not None
+                ),
+                "counters_unread": sum(client.counter is None for client in team),
+                "seconds": round(took, 3),
+                "requests_per_second": round(answered / took, 1) if took else 0.0,
+                "p50_ms": (
+                    round(statistics.median(latencies) * 1000, 2) if latencies else None
+                ),
+                "p99_ms": _percentile(latencies, 0.99),
+                "server_log": logs.get(engine.name, "")[-2000:],
+            }
+        )
+    return runs

@@ -55,9 +55,9 @@ def ratio(
 ) -> float | None:
     """``top``'s time over ``bottom``'s: the median of the paired samples' ratios.
 
-    Sample i of every engine comes from the same round and repeat, taken
-    seconds apart, so each pair saw about the same machine: on a busy machine
-    their ratio varies less than the times do.
+    Sample i of every engine comes from the same turn, taken seconds apart,
+    so each pair saw about the same machine: on a busy machine their ratio
+    varies less than the times do.
     """
     engines = latency["engines"]
     try:
@@ -208,15 +208,15 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     latency = results["latency"]
     engines = latency["engines"]
     params = latency["params"]
-    samples = params["rounds"] * params["repeats"]
     lines = [
         "## Latency",
         "",
         f"Microseconds per request, through Django's WSGI handler "
-        f"(`SessionMiddleware` and a view): the median of {samples} samples "
-        f"({params['rounds']} rounds {TIMES} {params['repeats']} repeats, the engines "
-        f"taking turns), each the mean of {params['requests']} requests after "
-        f"{params['warmup']} of warm-up. Lower is better; ours in bold.",
+        f"(`SessionMiddleware` and a view): the median of {params['samples']} "
+        f"samples, each the mean time of {params['requests']} requests after "
+        f"{params['warmup']} of warm-up, from a fresh store. Each engine runs in "
+        "a worker process of its own; the workers take turns, one sample at a "
+        "time. Lower is better; ours in bold.",
         "",
     ]
     rows = []
@@ -334,7 +334,7 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Speedup: the peer's time over ours, the median of the ratios of "
-        "samples taken in the same round and repeat; above 1, ours is faster. "
+        "samples taken in the same turn; above 1, ours is faster. "
         "CPU: the same of the worker's CPU time.",
     ]
 

@@ -1,9 +1,11 @@
-"""One engine's latency run, in a process of its own: ``python -m bench.worker``.
+"""One engine in a process of its own: ``python -m bench.worker``.
 
 Drives Django's real WSGI handler (``SessionMiddleware`` and a view, the
-request cycle a server runs, without the socket) through the four scenarios
-and writes a JSON result. ``python -m bench`` runs one worker per engine, back
-to back, against the same Redis server, and merges their results.
+request cycle a server runs, without the socket) through the four scenarios.
+``python -m bench`` starts one worker per engine, each under its own settings,
+and asks them in turn for a sample at a time (one JSON line per command and
+per reply, on stdin and stdout), so that every engine's samples are taken
+seconds apart from the others', against the same Redis server.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import os
 import pstats
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TextIO
 
 from bench.engines import get_engine
 
@@ -219,50 +222,64 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def serve(worker: Worker, commands: TextIO, replies: TextIO) -> None:
+    """Answer the orchestrator's commands, one JSON line each, until "quit"."""
+
+    def reply(message: dict[str, Any]) -> None:
+        replies.write(json.dumps(message) + "\n")
+        replies.flush()
+
+    reply({"ready": True, "versions": package_versions()})
+    for line in commands:
+        command = json.loads(line)
+        op = command.pop("op")
+        if op == "quit":
+            break
+        try:
+            if op == "sample":
+                wall, cpu = worker.run(**command)
+                reply({"us": wall, "cpu_us": cpu})
+            elif op == "count":
+                trips, count = worker.count_round_trips(**command)
+                reply({"round_trips": trips, "commands": count})
+            elif op == "sizes":
+                memory = worker.redis_bytes()
+                reply(
+                    {
+                        "cookie_bytes": worker.cookie_bytes(),
+                        "redis_bytes": None if memory is None else memory[0],
+                        "redis_keys": None if memory is None else memory[1],
+                    }
+                )
+            elif op == "floor_trips":
+                from bench.urls import FLOOR_TRIPS
+
+                FLOOR_TRIPS.clear()
+                FLOOR_TRIPS.update(command["trips"])
+                reply({})
+            elif op == "profile":
+                reply({"profile": worker.profile(**command)})
+            else:
+                reply({"error": f"unknown command {op!r}"})
+        except Exception:
+            reply({"error": traceback.format_exc()})
+    worker.reset()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", required=True)
     parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--floor-trips", default="")
-    parser.add_argument("--scenarios", default="create,read,modify,untouched")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--count-requests", type=int, default=200)
-    parser.add_argument("--profile", default="", help="a scenario to profile")
-    parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
+
+    # Replies go to the original stdout; anything else printed goes to stderr.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.worker_settings"
     os.environ["BENCH_ENGINE"] = args.engine
     os.environ["BENCH_REDIS_URL"] = args.redis_url
-    os.environ["BENCH_FLOOR_TRIPS"] = args.floor_trips
-    worker = Worker(args.engine, args.redis_url)
-
-    result: dict[str, Any] = {"engine": args.engine, "scenarios": {}}
-    if args.profile:
-        result["profile"] = worker.profile(args.profile, args.requests)
-    else:
-        for scenario in args.scenarios.split(","):
-            samples = [
-                worker.run(scenario, args.requests, args.warmup)
-                for _ in range(args.repeats)
-            ]
-            trips, commands = worker.count_round_trips(scenario, args.count_requests)
-            result["scenarios"][scenario] = {
-                "us": [wall for wall, _ in samples],
-                "cpu_us": [cpu for _, cpu in samples],
-                "round_trips": trips,
-                "commands": commands,
-            }
-        result["cookie_bytes"] = worker.cookie_bytes()
-        memory = worker.redis_bytes()
-        if memory is not None:
-            result["redis_bytes"], result["redis_keys"] = memory
-        result["versions"] = package_versions()
-        worker.reset()
-    with open(args.output, "w") as file:
-        json.dump(result, file)
+    serve(Worker(args.engine, args.redis_url), sys.stdin, replies)
 
 
 if __name__ == "__main__":

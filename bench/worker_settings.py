@@ -7,17 +7,12 @@ the session engine.
 
 from __future__ import annotations
 
-import json
 import os
 
 from bench.engines import get_engine
 
 BENCH_ENGINE = get_engine(os.environ.get("BENCH_ENGINE", "prologue-signed"))
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-# The floor's round trips per scenario, from our Redis engine's run.
-BENCH_FLOOR_TRIPS: dict[str, int] = json.loads(
-    os.environ.get("BENCH_FLOOR_TRIPS") or '{"create": 1, "read": 1, "modify": 2}'
-)
 
 SECRET_KEY = "django-prologue-sessions-bench-not-secret"
 DEBUG = False
