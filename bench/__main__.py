@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLOOR_TRIPS = {"create": 1, "read": 1, "modify": 2}
 
 FULL = {
-    "samples": 9,
-    "requests": 400,
-    "warmup": 50,
+    "samples": 15,
+    "requests": 300,
+    "warmup": 20,
     "count_requests": 100,
     "load_clients": 8,
     "load_requests": 2000,
