@@ -173,6 +173,11 @@ class SyncRedisCluster(SyncRedis):
 
 def _send(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
     """Send ``commands`` at once, then read every reply: one round trip."""
+    if connection._sock is None:
+        # Connect through connect(), as redis-py's pool does: a Sentinel-
+        # managed connection asks the sentinels for the master there, where
+        # send_packed_command() would reconnect to the last address it had.
+        connection.connect()
     connection.send_packed_command([pack(args) for args in commands], False)
     replies = []
     error: ResponseError | None = None
@@ -223,9 +228,22 @@ class AsyncRedis:
     def __init__(self, client: Any, options: RedisOptions) -> None:
         self.client = client
         self.options = options
+        self._retry_on: tuple[type[Exception], ...] = (
+            UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
+        )
 
     async def execute(self, *args: Any) -> Any:
-        return await self.client.execute_command(*args)
+        return await self._retried(self.client.execute_command, *args)
+
+    async def _retried(self, call: Any, *args: Any) -> Any:
+        # One immediate retry, as SyncRedis does, made here rather than by
+        # redis-py: its retry reconnects a connection to the address it had,
+        # ours takes one from the pool, which asks the sentinels for the
+        # master when the connection is Sentinel-managed.
+        try:
+            return await call(*args)
+        except self._retry_on:
+            return await call(*args)
 
     async def run_script(
         self, script: LuaScript, keys: str | Sequence[str], *args: Any
@@ -240,22 +258,31 @@ class AsyncRedis:
         self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
     ) -> Any:
         call = (command, body, len(keys), *keys, *args)
-        wait = self.options.wait_replicas
-        if not wait:
-            return await self.client.execute_command(*call)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command(*call)
-        pipe.execute_command("WAIT", wait, self.options.wait_timeout_ms)
-        result, acknowledged = await pipe.execute(raise_on_error=False)
-        if isinstance(result, Exception):
-            raise result
-        if isinstance(acknowledged, Exception):
-            raise acknowledged
+        if not self.options.wait_replicas:
+            return await self.execute(*call)
+        result, acknowledged = await self._retried(self._with_wait, call)
         check_replicas(acknowledged, self.options)
         return result
 
+    async def _with_wait(self, call: tuple[Any, ...]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command(*call)
+        pipe.execute_command(
+            "WAIT", self.options.wait_replicas, self.options.wait_timeout_ms
+        )
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
 
 class AsyncRedisCluster(AsyncRedis):
+    """The cluster client retries by itself, refreshing its map of slots."""
+
+    async def execute(self, *args: Any) -> Any:
+        return await self.client.execute_command(*args)
+
     async def _run_script(
         self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
     ) -> Any:
@@ -388,7 +415,7 @@ def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
     if options.topology == "cache_alias":
         return _async_client_like(sync_redis().client, options)
     kwargs = _connection_kwargs(options)
-    kwargs["retry"] = _async_retry(options.retry_on_timeout)
+    kwargs["retry"] = _async_retry()
     if options.topology == "sentinel":
         from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
@@ -475,15 +502,9 @@ _PORTABLE_KWARGS = (
 )
 
 
-def _async_retry(retry_on_timeout: bool) -> redis.asyncio.retry.Retry:
-    """One immediate retry, as SyncRedis.execute does."""
-    return redis.asyncio.retry.Retry(
-        NoBackoff(),
-        1,
-        supported_errors=(
-            UNAVAILABLE_ERRORS if retry_on_timeout else (ConnectionError,)
-        ),
-    )
+def _async_retry() -> redis.asyncio.retry.Retry:
+    """No retry by redis-py: AsyncRedis retries a command itself."""
+    return redis.asyncio.retry.Retry(NoBackoff(), 0)
 
 
 def _async_client_like(
@@ -513,7 +534,7 @@ def _async_client_like(
         for name, value in pool.connection_kwargs.items()
         if name in _PORTABLE_KWARGS
     }
-    kwargs["retry"] = _async_retry(options.retry_on_timeout)
+    kwargs["retry"] = _async_retry()
     return redis.asyncio.Redis(
         connection_pool=redis.asyncio.ConnectionPool(
             connection_class=connection_class, **kwargs

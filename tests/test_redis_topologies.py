@@ -1,0 +1,362 @@
+"""The Redis engine through Sentinel and on a Redis Cluster, for real.
+
+The harness builds both from the same server binary, on loopback: a primary
+with a replica and one sentinel, and a three-primary cluster. The whole
+session contract runs against each; then a failover in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import redis
+from django.test import Client, override_settings
+
+from django_prologue_sessions.backends import _redis_connection
+from django_prologue_sessions.backends.redis import SessionStore
+from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from tests import test_redis
+from tests.redis_round_trips import count_round_trips
+from tests.redis_server import ClusterSetup, SentinelSetup
+
+# The contract class asks for this fixture of its module's.
+from tests.test_redis import _redis_url_on_class  # noqa: F401
+
+pytestmark = pytest.mark.redis
+
+ENGINE = "django_prologue_sessions.backends.redis"
+
+
+@pytest.fixture(scope="module")
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    with SentinelSetup() as setup:
+        yield setup
+
+
+@pytest.fixture(scope="module")
+def cluster_setup() -> Iterator[ClusterSetup]:
+    with ClusterSetup(primaries=3) as setup:
+        yield setup
+
+
+@pytest.fixture(scope="class")
+def _sentinel_on_class(
+    request: pytest.FixtureRequest, sentinel_setup: SentinelSetup
+) -> None:
+    request.cls.setup_under_test = sentinel_setup
+
+
+@pytest.fixture(scope="class")
+def _cluster_on_class(
+    request: pytest.FixtureRequest, cluster_setup: ClusterSetup
+) -> None:
+    request.cls.setup_under_test = cluster_setup
+
+
+def sentinel_settings(setup: SentinelSetup, **more: Any) -> dict[str, Any]:
+    return {
+        "sentinel_list": setup.sentinel_list,
+        "sentinel_master_alias": setup.master_name,
+        **more,
+    }
+
+
+# The contract, in each topology ----------------------------------------------
+
+
+@pytest.mark.usefixtures("_sentinel_on_class")
+class SentinelContractTests(test_redis.RedisContractTests):
+    setup_under_test: ClassVar[SentinelSetup]
+    more: ClassVar[dict[str, Any]] = {}
+
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {"SESSION_REDIS": sentinel_settings(self.setup_under_test, **self.more)}
+
+
+class SentinelWaitContractTests(SentinelContractTests):
+    """Every write waits for the replica: still the same contract."""
+
+    more: ClassVar[dict[str, Any]] = {"wait_replicas": 1, "wait_timeout_ms": 500}
+
+
+@pytest.mark.usefixtures("_cluster_on_class")
+class ClusterContractTests(test_redis.RedisContractTests):
+    setup_under_test: ClassVar[ClusterSetup]
+
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {
+            "SESSION_REDIS": {
+                "cluster": True,
+                "startup_nodes": self.setup_under_test.startup_nodes,
+            }
+        }
+
+
+class ClusterUrlContractTests(ClusterContractTests):
+    def get_engine_settings(self) -> dict[str, Any]:
+        return {
+            "SESSION_REDIS": {
+                "cluster": True,
+                "url": f"redis://127.0.0.1:{self.setup_under_test.nodes[1].port}",
+                "prefix": "app:s",
+            }
+        }
+
+
+# Sentinel ----------------------------------------------------------------------
+
+
+def test_sentinel_writes_reach_the_replica_in_the_same_round_trip(
+    sentinel_setup: SentinelSetup,
+) -> None:
+    settings = sentinel_settings(sentinel_setup, wait_replicas=1, wait_timeout_ms=500)
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        warm = SessionStore()
+        warm.save()  # connects, loads the scripts
+        warm["k"] = "v"
+        warm.save()
+        with count_round_trips() as sent:
+            session = SessionStore()
+            session["cart"] = ["book"]
+            session.save()  # the create script and its WAIT
+            session["cart"] = ["book", "pen"]
+            session.save()
+        assert sent == {"sync": 2}
+        asyncio.run(async_write_and_wait(session.session_key))
+    # WAIT returned 1: the replica has it already, no need to wait for it.
+    replica = sentinel_setup.replica.client()
+    key = f"session:{{{session.session_key}}}"
+    assert replica.hget(key, "\x01cart") == b'["book","pen"]'
+    assert replica.hget(key, "async") == b"yes"
+
+
+async def async_write_and_wait(session_key: str | None) -> None:
+    session = SessionStore(session_key)
+    await session.aset("async", "yes")
+    await session.asave()
+    with count_round_trips() as sent:
+        await session.aset("async", "yes")
+        await session.aset("again", "x")
+        await session.asave()
+    assert sent == {"async": 1}
+
+
+def test_too_few_replicas_is_a_warning_and_the_write_stands(
+    sentinel_setup: SentinelSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """There is one replica; asking for two makes every WAIT fall short."""
+    settings = sentinel_settings(sentinel_setup, wait_replicas=2, wait_timeout_ms=20)
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        with caplog.at_level(logging.WARNING, "django_prologue_sessions.redis"):
+            session = SessionStore()
+            session["k"] = "v"
+            session.save()
+        assert "only 1 of 2 replicas confirmed it within 20 ms" in caplog.text
+        assert SessionStore(session.session_key)["k"] == "v"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "django_prologue_sessions.redis"):
+            asyncio.run(async_save(session.session_key, "k", "async"))
+        assert "only 1 of 2 replicas" in caplog.text
+        assert SessionStore(session.session_key)["k"] == "async"
+
+
+async def async_save(session_key: str | None, key: str, value: str) -> None:
+    session = SessionStore(session_key)
+    await session.aset(key, value)
+    await session.asave()
+
+
+def test_sentinel_failover_mid_run_loses_no_acknowledged_write() -> None:
+    """Requests keep coming while the primary is killed and the replica
+    promoted. A request may fail with SessionStoreUnavailable while no primary
+    answers; every request that succeeded (each write waited for the replica)
+    is there afterwards, nobody is logged out, and the engine carries on."""
+    with SentinelSetup() as setup:
+        settings = sentinel_settings(
+            setup, wait_replicas=1, wait_timeout_ms=200, socket_timeout=0.5
+        )
+        with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+            run_through_a_failover(setup)
+
+
+def run_through_a_failover(setup: SentinelSetup) -> None:
+    clients = [Client() for _ in range(4)]
+    acknowledged: dict[int, dict[str, str]] = {i: {} for i in range(len(clients))}
+    unavailable = 0
+    loop = asyncio.new_event_loop()
+    async_session = SessionStore()
+    loop.run_until_complete(async_save(None, "warm", "up"))
+    loop.run_until_complete(async_session.aset("before", "failover"))
+    loop.run_until_complete(async_session.asave())
+
+    def request(number: int) -> None:
+        nonlocal unavailable
+        index = number % len(clients)
+        key, value = f"k{number}", f"v{number}"
+        try:
+            response = clients[index].get("/session/set/", {key: value})
+        except SessionStoreUnavailable:
+            unavailable += 1
+            return
+        assert response.status_code == 200
+        acknowledged[index][key] = value
+
+    for number in range(40):
+        request(number)
+    failover = threading.Thread(target=setup.kill_primary_and_wait_for_failover)
+    failover.start()
+    number = 40
+    while failover.is_alive():
+        request(number)
+        number += 1
+    failover.join()
+    assert setup.replica.client().info("replication")["role"] == "master"
+    during = number - 40
+
+    # The first request after the failover succeeds, on every client.
+    for index, client in enumerate(clients):
+        assert client.get("/session/set/", {"after": "failover"}).status_code == 200
+        acknowledged[index]["after"] = "failover"
+    for index, client in enumerate(clients):
+        stored = client.get("/session/get/").json()
+        assert stored == acknowledged[index], index
+    # The async client carries on in its own event loop as well.
+    again = SessionStore(async_session.session_key)
+    loop.run_until_complete(again.aset("after", "failover"))
+    loop.run_until_complete(again.asave())
+    loop.run_until_complete(_close_async_clients())
+    loop.close()
+    assert dict(SessionStore(async_session.session_key).items()) == {
+        "before": "failover",
+        "after": "failover",
+    }
+    print(f"failover: {during} requests during it, {unavailable} unavailable")
+
+
+async def _close_async_clients() -> None:
+    handle = _redis_connection.async_redis()
+    await handle.client.aclose()
+
+
+def test_sentinel_idle_connections_follow_the_master(
+    sentinel_setup: SentinelSetup,
+) -> None:
+    """The engine's own idle connections are Sentinel-managed: one made
+    before the sentinels named another master reconnects to the new one."""
+    settings = sentinel_settings(sentinel_setup)
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        handle = _redis_connection.sync_redis()
+        handle.execute("PING")
+        (connection,) = handle._idle
+        assert type(connection).__name__ == "SentinelManagedConnection"
+        assert connection.port == sentinel_setup.master_port()
+        connection.disconnect()
+        assert handle.execute("PING") in (b"PONG", True, "PONG")
+        assert connection.port == sentinel_setup.master_port()
+
+
+# Cluster -----------------------------------------------------------------------
+
+
+def cluster_settings(setup: ClusterSetup, **more: Any) -> dict[str, Any]:
+    return {"cluster": True, "startup_nodes": setup.startup_nodes, **more}
+
+
+def test_cluster_sessions_spread_over_every_primary(
+    cluster_setup: ClusterSetup,
+) -> None:
+    with override_settings(
+        SESSION_ENGINE=ENGINE, SESSION_REDIS=cluster_settings(cluster_setup)
+    ):
+        sessions = []
+        for number in range(30):
+            session = SessionStore()
+            session["n"] = number
+            session.save()
+            sessions.append(session)
+        asyncio.run(async_save(sessions[0].session_key, "async", "yes"))
+        for number, session in enumerate(sessions):
+            again = SessionStore(session.session_key)
+            assert again["n"] == number
+            again["n"] = -number
+            again.save()
+    holders = set()
+    for number, session in enumerate(sessions):
+        key = f"session:{{{session.session_key}}}"
+        slot = redis.crc.key_slot(key.encode())
+        (node,) = [
+            node
+            for node in cluster_setup.nodes
+            if slot in owned_slots(node.client(), node.port)
+        ]
+        assert node.client().hget(key, "\x01n") == str(-number).encode()
+        holders.add(node.port)
+    assert holders == {node.port for node in cluster_setup.nodes}
+    first = f"session:{{{sessions[0].session_key}}}"
+    slot = redis.crc.key_slot(first.encode())
+    (holder,) = [
+        n for n in cluster_setup.nodes if slot in owned_slots(n.client(), n.port)
+    ]
+    assert holder.client().hget(first, "async") == b"yes"
+
+
+def owned_slots(client: Any, port: int) -> range:
+    for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+        if int(primary[1]) == port:
+            return range(int(start), int(end) + 1)
+    return range(0)
+
+
+def test_cluster_scripts_take_several_keys_of_one_slot(
+    cluster_setup: ClusterSetup,
+) -> None:
+    """What the per-user index needs: one script, several keys, one hash tag,
+    routed by the cluster client to the node that holds them."""
+    from django_prologue_sessions.backends._redis_scripts import LuaScript
+
+    script = LuaScript(
+        "redis.call('SET', KEYS[1], ARGV[1]) redis.call('SET', KEYS[2], ARGV[1]) "
+        "return redis.call('MGET', KEYS[1], KEYS[2])"
+    )
+    keys = ["a:{user:7}", "b:{user:7}"]
+    with override_settings(
+        SESSION_ENGINE=ENGINE, SESSION_REDIS=cluster_settings(cluster_setup)
+    ):
+        assert _redis_connection.sync_redis().run_script(script, keys, "x") == [
+            b"x",
+            b"x",
+        ]
+        assert asyncio.run(run_async_script(script, keys)) == [b"y", b"y"]
+
+
+async def run_async_script(script: Any, keys: list[str]) -> Any:
+    handle = _redis_connection.async_redis()
+    try:
+        return await handle.run_script(script, keys, "y")
+    finally:
+        await handle.client.aclose()
+
+
+def test_cluster_wait_without_replicas_warns(
+    cluster_setup: ClusterSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This cluster's primaries have no replicas: WAIT reaches the node that
+    holds the session and reports 0, which is logged; the write stands."""
+    settings = cluster_settings(cluster_setup, wait_replicas=1, wait_timeout_ms=10)
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        with caplog.at_level(logging.WARNING, "django_prologue_sessions.redis"):
+            session = SessionStore()
+            session["k"] = "v"
+            session.save()
+            asyncio.run(async_save(session.session_key, "k2", "v2"))
+        assert dict(SessionStore(session.session_key).items()) == {
+            "k": "v",
+            "k2": "v2",
+        }
+    warnings = [r for r in caplog.records if "0 of 1 replicas" in r.getMessage()]
+    assert len(warnings) == 2
