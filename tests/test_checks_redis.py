@@ -50,7 +50,21 @@ class RedisChecksTests(SimpleTestCase):
                 "sentinel_list": [("10.0.0.1", 26379), ["10.0.0.2", 26379]],
                 "sentinel_master_alias": "mymaster",
                 "password": "pw",
+                "wait_replicas": 1,
             },
+            {"cluster": True, "url": "redis://10.0.0.1:7000"},
+            {"cluster": True, "url": "rediss://10.0.0.1:7000/0", "prefix": "s"},
+            {"cluster": True, "host": "10.0.0.1", "port": 7000, "db": 0},
+            {
+                "cluster": True,
+                "startup_nodes": [("10.0.0.1", 7000), ["10.0.0.2", 7001]],
+                "wait_replicas": 1,
+                "wait_timeout_ms": 50,
+            },
+            {"cluster": False, "url": "redis://x"},
+            {"url": "redis://x", "wait_replicas": 0},
+            {"url": "redis://x", "wait_replicas": 2, "wait_timeout_ms": 900},
+            {"url": "redis://x", "wait_replicas": 1, "socket_timeout": None},
         ]
         for value in working:
             with self.subTest(value=value):
@@ -136,6 +150,8 @@ class RedisChecksTests(SimpleTestCase):
             "socket_connect_timeout": [0, "fast"],
             "retry_on_timeout": [1, "yes", None],
             "unix_domain_socket_path": ["", 1],
+            "cluster": [1, "yes", None],
+            "wait_replicas": [-1, "1", True, 1.5],
         }
         for key, values in bad.items():
             for value in values:
@@ -161,6 +177,76 @@ class RedisChecksTests(SimpleTestCase):
                 self.assertEqual(
                     set(self.ids(value)), {"django_prologue_sessions.E029"}
                 )
+
+    def test_bad_wait_timeout_is_e027(self) -> None:
+        for value in (0, -5, 1.5, "100", True, None):
+            with self.subTest(value=value):
+                self.assert_only(
+                    "django_prologue_sessions.E027",
+                    {"wait_replicas": 1, "wait_timeout_ms": value},
+                )
+
+    def test_bad_cluster_settings_are_e031(self) -> None:
+        for value in (
+            {"startup_nodes": [("10.0.0.1", 7000)]},
+            {"cluster": False, "startup_nodes": [("10.0.0.1", 7000)]},
+            {"cluster": True, "unix_domain_socket_path": "/run/redis.sock"},
+            {"cluster": True, "url": "unix:///run/redis.sock"},
+            {"cluster": True, "url": "redis://10.0.0.1:7000/2"},
+            {"cluster": True, "host": "10.0.0.1", "db": 1},
+            {"cluster": True, "startup_nodes": []},
+            {"cluster": True, "startup_nodes": ["10.0.0.1:7000"]},
+            {
+                "cluster": True,
+                "sentinel_list": [("10.0.0.1", 26379)],
+                "sentinel_master_alias": "m",
+            },
+        ):
+            with self.subTest(value=value):
+                self.assert_only("django_prologue_sessions.E031", value)
+        self.assert_only(
+            "django_prologue_sessions.E031",
+            {"cluster": True, "cache_alias": "sessions"},
+            CACHES=DJANGO_REDIS_CACHES,
+        )
+
+    def test_two_ways_to_a_cluster_is_e022(self) -> None:
+        self.assert_only(
+            "django_prologue_sessions.E022",
+            {"cluster": True, "url": "redis://x", "startup_nodes": [("x", 1)]},
+        )
+
+    def test_wait_settings_that_cannot_work_are_e032(self) -> None:
+        for value in (
+            {"url": "redis://x", "wait_timeout_ms": 100},
+            {"url": "redis://x", "wait_replicas": 0, "wait_timeout_ms": 100},
+            {"url": "redis://x", "wait_replicas": 1, "wait_timeout_ms": 1000},
+            {
+                "url": "redis://x",
+                "wait_replicas": 1,
+                "wait_timeout_ms": 300,
+                "socket_timeout": 0.25,
+            },
+        ):
+            with self.subTest(value=value):
+                self.assert_only("django_prologue_sessions.E032", value)
+
+    def test_cluster_and_wait_options_are_parsed(self) -> None:
+        from django_prologue_sessions.backends._redis_options import parse
+
+        options = parse(
+            {
+                "cluster": True,
+                "startup_nodes": [["10.0.0.1", 7000]],
+                "wait_replicas": 2,
+            },
+            {},
+        )
+        self.assertEqual(options.topology, "cluster")
+        self.assertEqual(options.startup_nodes, (("10.0.0.1", 7000),))
+        self.assertEqual((options.wait_replicas, options.wait_timeout_ms), (2, 100))
+        plain = parse({"url": "redis://x", "cluster": False}, {})
+        self.assertEqual((plain.topology, plain.wait_replicas), ("url", 0))
 
     def test_missing_redis_package_is_e030(self) -> None:
         with mock.patch.dict(sys.modules, {"redis": None}):
