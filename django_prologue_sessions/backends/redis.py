@@ -1,13 +1,18 @@
 """A Redis session engine: one round trip per operation, safe under outages.
 
-Each session is a Redis hash at ``{prefix}:{<session key>}`` (the braces are a
-cluster hash tag) with one field per session key. Redis expires the hash: its
-TTL is the session's expiry age. The first byte of a field name tells what the
-field holds:
+Each session is a Redis hash at ``{prefix}:{<key[:8]>}<key[8:]>``: the braces
+are a cluster hash tag, the first 8 characters of the session key. A
+logged-in user's session gets a key that starts with the user's tag (see
+``user_tag()``), so that all of the user's sessions and the user's index,
+``{prefix}:{<tag>}:user:<user id>``, lie in one cluster slot and every script
+that writes a session updates the index in the same atomic step. Redis
+expires the hash: its TTL is the session's expiry age. The first byte of a
+field name tells what the field holds:
 
 - ``\\x01`` + key: the value serialized with ``SESSION_SERIALIZER``;
-- ``\\x00`` + letter: reserved, e.g. ``\\x00c``, the creation time, which
-  keeps an emptied session in existence;
+- ``\\x00`` + letter: reserved: ``\\x00c``, the creation time, which keeps an
+  emptied session in existence; for a user's session, ``\\x00u``, the user id,
+  and ``\\x00s``, the time of the last save;
 - anything else: the key itself, holding a string value as plain UTF-8. Under
   Django's JSON serializer this is what JSON would give back, minus quotes
   and escapes: most session values are strings, and at most 64 bytes a field
@@ -25,13 +30,17 @@ request is never undone and concurrent changes to different keys both stay.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import time
-from typing import Any
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
     CreateError,
@@ -39,26 +48,39 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core.signing import JSONSerializer
+from django.utils.crypto import salted_hmac
+from redis.exceptions import NoScriptError
 
 from django_prologue_sessions.backends import _redis_scripts as scripts
 from django_prologue_sessions.backends._redis_connection import (
     UNAVAILABLE_ERRORS,
+    AsyncRedis,
+    SyncRedis,
     async_redis,
     current_options,
     sync_redis,
 )
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 
+if TYPE_CHECKING:
+    from django_prologue_sessions.user_sessions import UserSession
+
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 KEY_LENGTH = 32
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
+# The hash tag of a session: the start of its key (the Lua scripts know it too).
+TAG_LENGTH = 8
+# Where django.contrib.auth's login() keeps the user's id (its SESSION_KEY).
+USER_ID_KEY = "_auth_user_id"
 # The first byte of a field name says what it holds (see the module docstring).
 RESERVED = b"\x00"
 SERIALIZED = b"\x01"
 MARKERS = (RESERVED, SERIALIZED)
 CREATED_FIELD = RESERVED + b"c"
-# Five clashes in a row among 36**32 keys means something else is wrong.
+SAVED_FIELD = RESERVED + b"s"
+USER_FIELD = RESERVED + b"u"
+# Five clashes in a row among 36**24 keys means something else is wrong.
 CREATE_ATTEMPTS = 5
 # Random bytes below 252 (7 * 36) map evenly onto the 36 key characters, the
 # others are dropped: as uniform as get_random_string(), in one C call
@@ -67,8 +89,12 @@ _KEY_CHARACTERS = bytes(
     VALID_KEY_CHARS.encode()[byte % 36] if byte < 252 else 0 for byte in range(256)
 )
 _UNEVEN_BYTES = bytes(range(252, 256))
+_TAG_SALT = "django_prologue_sessions.backends.redis.user_tag"
+# The clock of the times listed for a user's sessions (tests move it).
+_now = time.time
 
 Fields = dict[bytes, bytes]
+Write = tuple[scripts.LuaScript, list[str], list[Any], Fields]
 
 
 class SessionStore(SessionBase):
@@ -78,27 +104,55 @@ class SessionStore(SessionBase):
         # The fields as loaded or last written, to send only what changed;
         # None when unknown (the session was emptied before it was loaded).
         self._stored: Fields | None = None
+        # The user id stored with the session (its \x00u field), if known.
+        self._stored_user: str | None = None
         # Set when Redis could not be read in on_unavailable="empty" mode: the
         # empty session stands in for the real one and must never replace it.
         self._unavailable = False
         # The TTL this instance created the session with, if it did.
         self._created_ttl: int | None = None
+        # The key cycle_key() gave an anonymous session, until it is saved:
+        # unknown to Redis and to the client, it may still change.
+        self._unsaved_key: str | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
         return isinstance(key, str) and _is_valid_key(key) is not None
 
     @staticmethod
-    def new_session_key() -> str:
-        """32 random characters of ``[a-z0-9]``, like Django's own keys."""
+    def new_session_key(tag: str = "") -> str:
+        """``tag`` then random characters of ``[a-z0-9]``: 32 in all.
+
+        Without a tag, 32 random characters, like Django's own keys; a user's
+        session starts with ``user_tag()`` and has 24 random ones (124 bits).
+        """
+        length = KEY_LENGTH - len(tag)
         while True:
             key = os.urandom(48).translate(_KEY_CHARACTERS, _UNEVEN_BYTES)
-            if len(key) >= KEY_LENGTH:
-                return key[:KEY_LENGTH].decode()
+            if len(key) >= length:
+                return tag + key[:length].decode()
 
     @staticmethod
     def redis_key(session_key: str) -> str:
-        return f"{current_options().key_prefix}{{{session_key}}}"
+        tag, rest = session_key[:TAG_LENGTH], session_key[TAG_LENGTH:]
+        return f"{current_options().key_prefix}{{{tag}}}{rest}"
+
+    @staticmethod
+    def index_key(tag: str, user_id: str) -> str:
+        """The Redis key of a user's index of sessions whose keys start with ``tag``."""
+        return f"{current_options().key_prefix}{{{tag}}}:user:{user_id}"
+
+    # The dict API: a login names the user before the first save -----------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key == USER_ID_KEY and self._unsaved_key is not None:
+            self._fit_unsaved_key()
+
+    async def aset(self, key: str, value: Any) -> None:
+        await super().aset(key, value)
+        if key == USER_ID_KEY and self._unsaved_key is not None:
+            self._fit_unsaved_key()
 
     # Reading ---------------------------------------------------------------
 
@@ -145,7 +199,7 @@ class SessionStore(SessionBase):
 
     def create(self) -> None:
         for _attempt in range(CREATE_ATTEMPTS):
-            self._session_key = self.new_session_key()
+            self._session_key = self._new_key()
             try:
                 self.save(must_create=True)
             except CreateError:
@@ -156,7 +210,7 @@ class SessionStore(SessionBase):
 
     async def acreate(self) -> None:
         for _attempt in range(CREATE_ATTEMPTS):
-            self._session_key = self.new_session_key()
+            self._session_key = self._new_key()
             try:
                 await self.asave(must_create=True)
             except CreateError:
@@ -166,66 +220,259 @@ class SessionStore(SessionBase):
         raise RuntimeError("Unable to create a new Redis session key.")
 
     def save(self, must_create: bool = False) -> None:
-        if self.session_key is None:
+        if self._session_key is None:
             return self.create()
-        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
-        write = self._prepare_write(data, must_create)
+        unsaved = self._session_key == self._unsaved_key
+        data = self._get_session(no_load=must_create or unsaved)  # type: ignore[attr-defined]
+        user = _user_of(data)
+        step = self._next_step(data, user, must_create or unsaved)
+        if step == "create":
+            return self.create()
+        if step == "move":
+            self._retire()
+            return self.create()
+        write = self._prepare_write(data, must_create or unsaved, user)
         if write is None:
             return
-        script, args, fields = write
+        script, keys, args, fields = write
         try:
-            done = sync_redis().run_script(script, self._own_redis_key(), *args)
+            done = _run_script(sync_redis(), script, keys, args)
         except UNAVAILABLE_ERRORS as exc:
             return self._write_failed(exc)
-        self._written(done, must_create, fields, args[0])
+        if not done and unsaved and not must_create:
+            return self.create()  # a clash: any other new key will do
+        self._written(done, must_create or unsaved, fields, args[0], user)
 
     async def asave(self, must_create: bool = False) -> None:
-        if self.session_key is None:
+        if self._session_key is None:
             return await self.acreate()
-        data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
-        write = self._prepare_write(data, must_create)
+        unsaved = self._session_key == self._unsaved_key
+        data = await self._aget_session(no_load=must_create or unsaved)  # type: ignore[attr-defined]
+        user = _user_of(data)
+        step = self._next_step(data, user, must_create or unsaved)
+        if step == "create":
+            return await self.acreate()
+        if step == "move":
+            await self._aretire()
+            return await self.acreate()
+        write = self._prepare_write(data, must_create or unsaved, user)
         if write is None:
             return
-        script, args, fields = write
+        script, keys, args, fields = write
         try:
-            done = await async_redis().run_script(script, self._own_redis_key(), *args)
+            done = await _arun_script(async_redis(), script, keys, args)
         except UNAVAILABLE_ERRORS as exc:
             return self._write_failed(exc)
-        self._written(done, must_create, fields, args[0])
+        if not done and unsaved and not must_create:
+            return await self.acreate()
+        self._written(done, must_create or unsaved, fields, args[0], user)
 
     def delete(self, session_key: str | None = None) -> None:
-        key = self._key_to_delete(session_key)
-        if key is None:
+        target = self._delete_target(session_key)
+        if target is not None:
+            self._delete_key(*target)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        target = self._delete_target(session_key)
+        if target is not None:
+            await self._adelete_key(*target)
+
+    def cycle_key(self) -> None:
+        data = self._session  # type: ignore[attr-defined]
+        old_key, old_user = self._persisted_key(), self._stored_user
+        if _user_of(data) is None:
+            self._start_unsaved_key()
+        else:
+            # A logged-in session (update_session_auth_hash()): its new key
+            # is written at once, so the user's list shows it at once.
+            self.create()
+            self._session_cache = data
+        if old_key is not None:
+            self._delete_key(old_key, old_user)
+
+    async def acycle_key(self) -> None:
+        data = await self._aget_session()  # type: ignore[attr-defined]
+        old_key, old_user = self._persisted_key(), self._stored_user
+        if _user_of(data) is None:
+            self._start_unsaved_key()
+        else:
+            await self.acreate()
+            self._session_cache = data
+        if old_key is not None:
+            await self._adelete_key(old_key, old_user)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Redis expires sessions itself, and the index prunes itself."""
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        """Redis expires sessions itself, and the index prunes itself."""
+
+    # The engine side of django_prologue_sessions.user_sessions -------------
+
+    @classmethod
+    def list_user_sessions(cls, user_id: str) -> list[UserSession]:
+        from django_prologue_sessions.user_sessions import UserSession
+
+        handle = sync_redis()
+        sessions = []
+        for tag in user_tags(user_id):
+            args = [_index_head(tag), user_id]
+            try:
+                found = _run_script(
+                    handle, scripts.LIST, [cls.index_key(tag, user_id)], args
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                raise unavailable(exc) from exc
+            now = _now()
+            for i in range(0, len(found), 4):
+                key, created, saved, ms_left = found[i : i + 4]
+                created_at = _date(float(created or now))
+                sessions.append(
+                    UserSession(
+                        session_key=key.decode(),
+                        created=created_at,
+                        last_seen=_date(float(saved)) if saved else created_at,
+                        expires=_date(now + ms_left / 1000)
+                        if ms_left >= 0
+                        else datetime.max.replace(tzinfo=UTC),
+                    )
+                )
+        return sessions
+
+    @classmethod
+    def revoke_user_sessions(
+        cls,
+        user_id: str,
+        session_keys: Collection[str] | None = None,
+        keep: str | None = None,
+    ) -> int:
+        handle = sync_redis()
+        ended = 0
+        for tag in user_tags(user_id):
+            keys: list[str] = []
+            if session_keys is not None:
+                keys = [
+                    key
+                    for key in session_keys
+                    if isinstance(key, str)
+                    and _is_valid_key(key)
+                    and key.startswith(tag)
+                ]
+                if not keys:
+                    continue
+            args = [_index_head(tag), user_id, keep or "", *keys]
+            try:
+                ended += _run_script(
+                    handle, scripts.REVOKE, [cls.index_key(tag, user_id)], args
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                raise unavailable(exc) from exc
+        return ended
+
+    # The work shared by the sync and async methods --------------------------
+
+    def _new_key(self) -> str:
+        """A new key: with the user's tag if the session has a user."""
+        user = _user_of(getattr(self, "_session_cache", {}))
+        return self.new_session_key("" if user is None else user_tag(user))
+
+    def _persisted_key(self) -> str | None:
+        key = self._session_key
+        return None if key is None or key == self._unsaved_key else key
+
+    def _start_unsaved_key(self) -> None:
+        # No round trip now: the save that follows creates the session, with
+        # the user's tag if login() has named the user by then.
+        self._session_key = self._unsaved_key = self.new_session_key()
+        self._stored = None
+        self._stored_user = None
+        self._created_ttl = None
+        self.modified = True
+
+    def _fit_unsaved_key(self) -> None:
+        """Give the unsaved key the tag of the user the session now has."""
+        if self._session_key != self._unsaved_key:
             return
+        key = self._session_key
+        assert key is not None
+        user = _user_of(self._session_cache)
+        if user is not None and not key.startswith(user_tag(user)):
+            self._session_key = self._unsaved_key = self._new_key()
+
+    def _next_step(self, data: dict[str, Any], user: str | None, new: bool) -> str:
+        """ "write" this key; "create" a new one; or "move" to one with the user's tag.
+
+        A key that Redis does not hold yet takes the user's tag; a stored
+        session that gains a user, or changes user, without cycle_key() moves
+        to a new key, which the middleware then sends as the cookie.
+        """
+        key = self._session_key
+        if user is None or key is None or self._unavailable:
+            return "write"  # the write itself refuses what it must
+        if key.startswith(user_tag(user)):
+            return "write"
+        if new:
+            return "create"
+        if key[:TAG_LENGTH] in user_tags(user):  # a tag of SECRET_KEY_FALLBACKS
+            return "write"
+        return "move"
+
+    def _retire(self) -> None:
+        key = self._session_key
+        assert key is not None
+        self._retired(self._delete_key(key, self._stored_user))
+
+    async def _aretire(self) -> None:
+        key = self._session_key
+        assert key is not None
+        self._retired(await self._adelete_key(key, self._stored_user))
+
+    def _retired(self, deleted: int) -> None:
+        if not deleted:
+            raise UpdateError  # deleted meanwhile (revoked, logged out)
+        self._session_key = None
+        self._stored = None
+        self._stored_user = None
+
+    def _delete_target(self, session_key: str | None) -> tuple[str, str | None] | None:
+        """The key to delete and its user if known; None if nothing to delete."""
+        if session_key is None:
+            session_key = self._persisted_key()
+        if session_key is None or not self._validate_session_key(session_key):
+            return None
+        user = self._stored_user if session_key == self._session_key else None
+        return session_key, user
+
+    def _delete_key(self, session_key: str, user: str | None) -> int:
+        """Delete a session, and its index entry if its user is known: the
+        number of sessions deleted (0 or 1)."""
+        handle = sync_redis()
         try:
-            sync_redis().execute("UNLINK", key)
+            if user is None:
+                deleted: int = handle.execute("UNLINK", self.redis_key(session_key))
+            else:
+                keys, args = _delete_args(session_key, user)
+                deleted = _run_script(handle, scripts.DELETE, keys, args)
         except UNAVAILABLE_ERRORS as exc:
             # Even in "empty" mode: a logout that silently did not happen
             # would leave the session usable by whoever holds the cookie.
             raise unavailable(exc) from exc
+        return deleted
 
-    async def adelete(self, session_key: str | None = None) -> None:
-        key = self._key_to_delete(session_key)
-        if key is None:
-            return
+    async def _adelete_key(self, session_key: str, user: str | None) -> int:
+        handle = async_redis()
         try:
-            await async_redis().execute("UNLINK", key)
+            if user is None:
+                key = self.redis_key(session_key)
+                deleted: int = await handle.execute("UNLINK", key)
+            else:
+                keys, args = _delete_args(session_key, user)
+                deleted = await _arun_script(handle, scripts.DELETE, keys, args)
         except UNAVAILABLE_ERRORS as exc:
             raise unavailable(exc) from exc
-
-    @classmethod
-    def clear_expired(cls) -> None:
-        """Redis expires sessions itself."""
-
-    @classmethod
-    async def aclear_expired(cls) -> None:
-        """Redis expires sessions itself."""
-
-    # The work shared by the sync and async methods --------------------------
-
-    def _own_redis_key(self) -> str:
-        assert self.session_key is not None
-        return self.redis_key(self.session_key)
+        return deleted
 
     def _decode(self, raw: Any) -> dict[str, Any]:
         if not raw:
@@ -237,11 +484,14 @@ class SessionStore(SessionBase):
         loads = self._codec.loads
         session: dict[str, Any] = {}
         stored: Fields = {}
+        stored_user = None
         for field, value in raw.items():
             try:
                 if field[:1] == SERIALIZED:
                     session[field[1:].decode()] = loads(value)
                 elif field[:1] == RESERVED:
+                    if field == USER_FIELD:
+                        stored_user = value.decode()
                     continue
                 else:
                     session[field.decode()] = value.decode()
@@ -252,6 +502,7 @@ class SessionStore(SessionBase):
                 continue
             stored[field] = value
         self._stored = stored
+        self._stored_user = stored_user
         return session
 
     def _encode(self, data: dict[str, Any]) -> Fields:
@@ -273,10 +524,11 @@ class SessionStore(SessionBase):
         return fields
 
     def _prepare_write(
-        self, data: dict[str, Any], must_create: bool
-    ) -> tuple[scripts.LuaScript, list[Any], Fields] | None:
-        """The script and arguments that write ``data``, or None for no write."""
-        if self.session_key is None:
+        self, data: dict[str, Any], must_create: bool, user: str | None
+    ) -> Write | None:
+        """The script, keys and arguments that write ``data``, or None for no write."""
+        key = self._session_key
+        if key is None:
             # Loading it just now found nothing: it was deleted meanwhile.
             raise UpdateError
         if self._unavailable and not must_create:
@@ -287,11 +539,18 @@ class SessionStore(SessionBase):
             return None
         fields = self._encode(data)
         ttl = self.get_expiry_age()
+        keys = [self.redis_key(key)]
         if must_create:
-            args: list[Any] = [ttl, CREATED_FIELD, int(time.time())]
+            args: list[Any] = [ttl]
+            now = int(_now())
+            if user is None:
+                args += (CREATED_FIELD, now)
+            else:
+                keys.append(self.index_key(key[:TAG_LENGTH], user))
+                args += (key, CREATED_FIELD, now, SAVED_FIELD, now, USER_FIELD, user)
             for field, value in fields.items():
                 args += (field, value)
-            return scripts.CREATE, args, fields
+            return scripts.CREATE, keys, args, fields
         stored = self._stored
         if stored is None:
             mode, changed, removed = b"r", fields, []
@@ -303,9 +562,27 @@ class SessionStore(SessionBase):
                 # Created by this very instance (cycle_key() then the
                 # middleware's save): Redis already holds exactly this.
                 return None
-        args = [ttl, mode, len(changed)]
+        # The index: refresh the user's entry, or leave the one it had.
+        index: list[Any] = []
+        meta: list[Any] = []
+        meta_removed: list[bytes] = []
+        if user is not None:
+            keys.append(self.index_key(key[:TAG_LENGTH], user))
+            index = [b"a", key]
+            meta = [SAVED_FIELD, int(_now())]
+            if user != self._stored_user or stored is None:
+                meta += (USER_FIELD, user)
+        elif self._stored_user is not None:
+            keys.append(self.index_key(key[:TAG_LENGTH], self._stored_user))
+            index = [b"r", key]
+            meta_removed = [USER_FIELD, SAVED_FIELD]
+        elif stored is None:
+            # Replaced unread: it may have had a user, which it has no more.
+            meta_removed = [USER_FIELD, SAVED_FIELD]
+        args = [ttl, mode, len(changed) + len(meta) // 2, *index]
         for field, value in changed.items():
             args += (field, value)
+        args += meta
         args += removed
         # A key is stored plain or serialized: writing one form deletes the
         # other, which a concurrent request may have written.
@@ -313,21 +590,24 @@ class SessionStore(SessionBase):
             other = _other_form(field)
             if other is not None and other not in fields:
                 args.append(other)
-        return scripts.UPDATE, args, fields
+        args += meta_removed
+        return scripts.UPDATE, keys, args, fields
 
-    def _written(self, done: Any, must_create: bool, fields: Fields, ttl: int) -> None:
+    def _written(
+        self,
+        done: Any,
+        must_create: bool,
+        fields: Fields,
+        ttl: int,
+        user: str | None,
+    ) -> None:
         if not done:
             raise CreateError if must_create else UpdateError
         self._stored = fields
+        self._stored_user = user
         self._created_ttl = ttl if must_create else None
         self._unavailable = False
-
-    def _key_to_delete(self, session_key: str | None) -> str | None:
-        if session_key is None:
-            session_key = self.session_key
-        if session_key is None or not self._validate_session_key(session_key):
-            return None
-        return self.redis_key(session_key)
+        self._unsaved_key = None
 
     def _load_failed(self, exc: Exception) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
@@ -346,6 +626,87 @@ class SessionStore(SessionBase):
         if current_options().on_unavailable != "empty":
             raise unavailable(exc) from exc
         logger.warning("Redis is unavailable (%s); the session was not saved.", exc)
+
+
+def user_tag(user_id: str) -> str:
+    """The first 8 characters of the keys of a user's sessions.
+
+    Derived from the user id with ``SECRET_KEY`` (Django's ``salted_hmac``):
+    a key tells nothing about whose session it is.
+    """
+    return _tag(settings.SECRET_KEY, user_id)
+
+
+def user_tags(user_id: str) -> list[str]:
+    """The user's tag under ``SECRET_KEY`` first, then under each fallback.
+
+    A session keeps the key it got before ``SECRET_KEY`` was rotated while
+    the old key is among ``SECRET_KEY_FALLBACKS``; it is listed and revoked
+    through the index under that tag.
+    """
+    tags = [user_tag(user_id)]
+    for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ()):
+        tag = _tag(secret, user_id)
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag(secret: str | bytes, user_id: str) -> str:
+    digest = salted_hmac(_TAG_SALT, user_id, secret=secret, algorithm="sha256")
+    number = int.from_bytes(digest.digest()[:8], "big")
+    characters = []
+    for _ in range(TAG_LENGTH):
+        number, digit = divmod(number, 36)
+        characters.append(VALID_KEY_CHARS[digit])
+    return "".join(characters)
+
+
+def _user_of(data: dict[str, Any]) -> str | None:
+    """The session's user id as login() stores it; an int counts as its string."""
+    user = data.get(USER_ID_KEY)
+    return None if user is None else str(user)
+
+
+def _index_head(tag: str) -> str:
+    """What the Redis key of each session in an index with ``tag`` starts with."""
+    return f"{current_options().key_prefix}{{{tag}}}"
+
+
+def _date(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _delete_args(session_key: str, user: str) -> tuple[list[str], list[str]]:
+    keys = [
+        SessionStore.redis_key(session_key),
+        SessionStore.index_key(session_key[:TAG_LENGTH], user),
+    ]
+    return keys, [session_key]
+
+
+def _run_script(
+    handle: SyncRedis, script: scripts.LuaScript, keys: Sequence[str], args: Any
+) -> Any:
+    """Run ``script`` with every key in ``keys`` declared (all in one slot)."""
+    if len(keys) == 1:
+        return handle.run_script(script, keys[0], *args)
+    try:
+        return handle.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return handle.execute("EVAL", script.source, len(keys), *keys, *args)
+
+
+async def _arun_script(
+    handle: AsyncRedis, script: scripts.LuaScript, keys: Sequence[str], args: Any
+) -> Any:
+    if len(keys) == 1:
+        return await handle.run_script(script, keys[0], *args)
+    try:
+        return await handle.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return await handle.execute("EVAL", script.source, len(keys), *keys, *args)
 
 
 def unavailable(exc: Exception) -> SessionStoreUnavailable:
