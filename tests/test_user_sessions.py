@@ -10,6 +10,8 @@ context manager that takes pytest's ``request`` (for fixtures such as
   when sessions are saved and the expiry of every stored session;
 - ``now()``: the date the engine would stamp a save with now;
 - ``tolerance``: how far the reported dates may be from the exact ones.
+
+The Redis engine's own index is tested in ``tests/test_redis_user_index.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from django.test import Client, override_settings
 from django.test.utils import isolate_apps
 
 from django_prologue_sessions.backends import memory
+from django_prologue_sessions.backends import redis as redis_backend
 from django_prologue_sessions.user_sessions import (
     UserSession,
     list_sessions,
@@ -90,10 +93,49 @@ def memory_engine(request: pytest.FixtureRequest) -> Iterator[MemoryHarness]:
     memory.SessionStore.clear_all()
 
 
+class RedisHarness:
+    """Stands in for the clock the Redis engine stamps saves with, and moves
+    Redis's expiry on by shortening every key's TTL (deleting what runs out)."""
+
+    module = "django_prologue_sessions.backends.redis"
+    # Expiry is read back as Redis's TTL left, in milliseconds, when listing.
+    tolerance = timedelta(seconds=1)
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.wall = START.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        for key in self.client.scan_iter():
+            left = self.client.pttl(key) - round(seconds * 1000)
+            if left <= 0:
+                self.client.delete(key)
+            else:
+                self.client.pexpire(key, left)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall, UTC)
+
+    def clock(self) -> float:
+        return self.wall
+
+
+@contextmanager
+def redis_engine(request: pytest.FixtureRequest) -> Iterator[RedisHarness]:
+    harness = RedisHarness(request.getfixturevalue("redis_client"))
+    with (
+        override_settings(SESSION_REDIS={"url": request.getfixturevalue("redis_url")}),
+        mock.patch.object(redis_backend, "_now", harness.clock),
+    ):
+        yield harness
+
+
 ENGINES: dict[
     str, Callable[[pytest.FixtureRequest], AbstractContextManager[Harness]]
 ] = {
     "memory": memory_engine,
+    "redis": redis_engine,
 }
 
 
