@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLOOR_TRIPS = {"create": 1, "read": 1, "modify": 2}
 
 FULL = {
-    "samples": 15,
+    "samples": 12,
     "requests": 300,
     "warmup": 20,
     "count_requests": 100,

@@ -198,14 +198,18 @@ class Server:
         return text
 
 
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` whole shares that differ by one at most."""
+    return [total // parts + (index < total % parts) for index in range(parts)]
+
+
 def burst(team: list[Client], requests: int, seconds: float) -> float:
     """Every client at once, ``requests`` in all; the seconds it took."""
-    per_client = max(1, requests // len(team))
     deadline = time.monotonic() + seconds
     start = threading.Barrier(len(team) + 1)
     threads = [
-        threading.Thread(target=client.burst, args=(per_client, deadline, start))
-        for client in team
+        threading.Thread(target=client.burst, args=(share, deadline, start))
+        for client, share in zip(team, shares(requests, len(team)), strict=True)
     ]
     for thread in threads:
         thread.start()
@@ -265,12 +269,10 @@ def run_load(
             teams[name] = [Client(server.port) for _ in range(clients)]
             elapsed[name] = 0.0
         names = list(teams)
-        for index in range(bursts):
+        for index, share in enumerate(shares(requests, bursts)):
             turn = index % len(names) if names else 0
             for name in names[turn:] + names[:turn]:
-                elapsed[name] += burst(
-                    teams[name], requests // bursts, seconds / bursts
-                )
+                elapsed[name] += burst(teams[name], share, seconds / bursts)
             log(f"  load burst {index + 1}/{bursts}")
         for team in teams.values():
             for client in team:
