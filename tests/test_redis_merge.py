@@ -24,6 +24,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 
+from django_prologue_sessions.backends.redis import SessionStore
+
 pytestmark = pytest.mark.redis
 
 ENGINE = "django_prologue_sessions.backends.redis"
@@ -196,7 +198,7 @@ def test_a_flushed_session_stays_gone(
         response = client.get("/merge/flush-meanwhile/")
         # Django's middleware turns the UpdateError into SessionInterrupted.
         assert response.status_code == 400
-        assert not redis_client.exists(f"session:{{{key}}}")
+        assert not redis_client.exists(SessionStore.redis_key(key))
         assert client.get("/session/get/").json() == {}
         assert redis_client.keys("*") == []
 
@@ -228,7 +230,7 @@ def test_a_flush_racing_many_saves_is_never_undone(
         assert first.get("/session/flush/").status_code == 200
         for thread in threads:
             thread.join()
-        assert not redis_client.exists(f"session:{{{cookie}}}")
+        assert not redis_client.exists(SessionStore.redis_key(cookie))
         assert set(statuses) <= {200, 400}
         again = Client()
         again.cookies[settings.SESSION_COOKIE_NAME] = cookie

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -56,6 +57,12 @@ def _cluster_on_class(
     request: pytest.FixtureRequest, cluster_setup: ClusterSetup
 ) -> None:
     request.cls.setup_under_test = cluster_setup
+
+
+def stored_at(session: SessionStore) -> str:
+    """The Redis key of ``session`` (under the current SESSION_REDIS)."""
+    assert session.session_key is not None
+    return SessionStore.redis_key(session.session_key)
 
 
 def sentinel_settings(setup: SentinelSetup, **more: Any) -> dict[str, Any]:
@@ -128,9 +135,9 @@ def test_sentinel_writes_reach_the_replica_in_the_same_round_trip(
             session.save()
         assert sent == {"sync": 2}
         asyncio.run(async_write_and_wait(session.session_key))
+        key = stored_at(session)
     # WAIT returned 1: the replica has it already, no need to wait for it.
     replica = sentinel_setup.replica.client()
-    key = f"session:{{{session.session_key}}}"
     assert replica.hget(key, "\x01cart") == b'["book","pen"]'
     assert replica.hget(key, "async") == b"yes"
 
@@ -144,6 +151,30 @@ async def async_write_and_wait(session_key: str | None) -> None:
         await session.aset("again", "x")
         await session.asave()
     assert sent == {"async": 1}
+
+
+def test_a_flushed_script_cache_with_wait_reads_both_replies(
+    sentinel_setup: SentinelSetup,
+) -> None:
+    """NOSCRIPT answers the script, WAIT still answers after it: both are
+    read before the script is sent again in full, so no reply is left over
+    for the next command."""
+    settings = sentinel_settings(sentinel_setup, wait_replicas=1, wait_timeout_ms=500)
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        session = SessionStore()
+        session["a"] = "1"
+        session.save()
+        sentinel_setup.primary.client().script_flush()
+        with count_round_trips() as sent:
+            session["a"] = "2"
+            session.save()
+        assert sent == {"sync": 2}
+        assert SessionStore(session.session_key)["a"] == "2"
+        assert SessionStore(session.session_key).exists(session.session_key)
+        sentinel_setup.primary.client().script_flush()
+        asyncio.run(async_save(session.session_key, "a", "3"))
+        key = stored_at(session)
+    assert sentinel_setup.replica.client().hget(key, "a") == b"3"
 
 
 def test_too_few_replicas_is_a_warning_and_the_write_stands(
@@ -211,10 +242,12 @@ def run_through_a_failover(setup: SentinelSetup) -> None:
     failover = threading.Thread(target=setup.kill_primary_and_wait_for_failover)
     failover.start()
     number = 40
+    started = time.monotonic()
     while failover.is_alive():
         request(number)
         number += 1
     failover.join()
+    took = time.monotonic() - started
     assert setup.replica.client().info("replication")["role"] == "master"
     during = number - 40
 
@@ -235,7 +268,10 @@ def run_through_a_failover(setup: SentinelSetup) -> None:
         "before": "failover",
         "after": "failover",
     }
-    print(f"failover: {during} requests during it, {unavailable} unavailable")
+    print(  # shown with -s; docs/redis_scale.md quotes it
+        f"failover: {took:.1f} s, {during} requests during it, "
+        f"{unavailable} unavailable"
+    )
 
 
 async def _close_async_clients() -> None:
@@ -285,9 +321,9 @@ def test_cluster_sessions_spread_over_every_primary(
             assert again["n"] == number
             again["n"] = -number
             again.save()
+        keys = [stored_at(session) for session in sessions]
     holders = set()
-    for number, session in enumerate(sessions):
-        key = f"session:{{{session.session_key}}}"
+    for number, key in enumerate(keys):
         slot = redis.crc.key_slot(key.encode())
         (node,) = [
             node
@@ -297,7 +333,7 @@ def test_cluster_sessions_spread_over_every_primary(
         assert node.client().hget(key, "\x01n") == str(-number).encode()
         holders.add(node.port)
     assert holders == {node.port for node in cluster_setup.nodes}
-    first = f"session:{{{sessions[0].session_key}}}"
+    first = keys[0]
     slot = redis.crc.key_slot(first.encode())
     (holder,) = [
         n for n in cluster_setup.nodes if slot in owned_slots(n.client(), n.port)

@@ -49,7 +49,6 @@ from django.contrib.sessions.backends.base import (
 )
 from django.core.signing import JSONSerializer
 from django.utils.crypto import salted_hmac
-from redis.exceptions import NoScriptError
 
 from django_prologue_sessions.backends import _redis_scripts as scripts
 from django_prologue_sessions.backends._redis_connection import (
@@ -690,23 +689,13 @@ def _run_script(
     handle: SyncRedis, script: scripts.LuaScript, keys: Sequence[str], args: Any
 ) -> Any:
     """Run ``script`` with every key in ``keys`` declared (all in one slot)."""
-    if len(keys) == 1:
-        return handle.run_script(script, keys[0], *args)
-    try:
-        return handle.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        return handle.execute("EVAL", script.source, len(keys), *keys, *args)
+    return handle.run_script(script, keys, *args)
 
 
 async def _arun_script(
     handle: AsyncRedis, script: scripts.LuaScript, keys: Sequence[str], args: Any
 ) -> Any:
-    if len(keys) == 1:
-        return await handle.run_script(script, keys[0], *args)
-    try:
-        return await handle.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        return await handle.execute("EVAL", script.source, len(keys), *keys, *args)
+    return await handle.run_script(script, keys, *args)
 
 
 def unavailable(exc: Exception) -> SessionStoreUnavailable:
