@@ -396,3 +396,44 @@ def test_cluster_wait_without_replicas_warns(
         }
     warnings = [r for r in caplog.records if "0 of 1 replicas" in r.getMessage()]
     assert len(warnings) == 2
+
+
+# A user's sessions and their index, in one slot ----------------------------------
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel with WAIT"])
+def test_a_users_sessions_and_index_in_each_topology(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    """Scripts that touch a session and its user's index (several keys, one
+    hash tag) run on a cluster and, with WAIT, through Sentinel."""
+    if topology == "cluster":
+        options = cluster_settings(request.getfixturevalue("cluster_setup"))
+    else:
+        options = sentinel_settings(
+            request.getfixturevalue("sentinel_setup"),
+            wait_replicas=1,
+            wait_timeout_ms=500,
+        )
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=options):
+        user = f"user-{topology}"
+        keys = set()
+        for device in ("phone", "laptop"):
+            session = SessionStore()
+            session.update({"_auth_user_id": user, "device": device})
+            session.save()
+            keys.add(session.session_key)
+        asyncio.run(async_login(user))
+        listed = {s.session_key for s in SessionStore.list_user_sessions(user)}
+        assert keys < listed
+        assert len(listed) == 3
+        kept = sorted(keys)[0]
+        assert SessionStore.revoke_user_sessions(user, keep=kept) == 2
+        assert [s.session_key for s in SessionStore.list_user_sessions(user)] == [kept]
+        assert SessionStore(kept)["device"] in ("phone", "laptop")
+
+
+async def async_login(user: str) -> None:
+    session = SessionStore()
+    await session.aset("_auth_user_id", user)
+    await session.asave()
