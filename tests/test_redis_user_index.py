@@ -1,0 +1,434 @@
+"""The Redis engine's index of each user's sessions, against real servers:
+its layout and slot, the key a login gets, what each operation costs, and
+what keeps the index exact (the API itself runs in test_user_sessions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
+from django.test import override_settings
+from redis.cluster import RedisCluster
+
+from django_prologue_sessions.backends import redis as engine
+from django_prologue_sessions.backends.redis import (
+    CREATED_FIELD,
+    SAVED_FIELD,
+    USER_FIELD,
+    USER_ID_KEY,
+    SessionStore,
+    user_tag,
+)
+from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from django_prologue_sessions.user_sessions import list_sessions, revoke_all
+from tests.redis_round_trips import count_round_trips
+from tests.redis_server import ClusterSetup, RedisServer
+
+pytestmark = pytest.mark.redis
+
+ENGINE = "django_prologue_sessions.backends.redis"
+BACKEND_KEY = "_auth_user_backend"
+HASH_KEY = "_auth_user_hash"
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
+    """The engine on the flushed test database; yields a plain client to look."""
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS={"url": redis_url}):
+        # Open the pooled connection and load every script.
+        session = logged_in("0")
+        session["cart"] = "book"
+        session.save()
+        session.cycle_key()
+        list_sessions("0")
+        revoke_all("0")
+        redis_client.flushdb()
+        yield redis_client
+
+
+def login(session: SessionStore, user_id: str) -> None:
+    """What django.contrib.auth.login() does to the session (the auth app,
+    with its user model and database, is not installed in these tests)."""
+    if USER_ID_KEY in session:
+        if session[USER_ID_KEY] != user_id:
+            session.flush()
+    else:
+        session.cycle_key()
+    session[USER_ID_KEY] = user_id
+    session[BACKEND_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_KEY] = "0" * 64
+
+
+def logged_in(user_id: str) -> SessionStore:
+    session = SessionStore()
+    login(session, user_id)
+    session.save()
+    return session
+
+
+def key_of(session: SessionStore) -> str:
+    assert session.session_key is not None
+    return session.session_key
+
+
+def index_of(user_id: str) -> str:
+    return SessionStore.index_key(user_tag(user_id), user_id)
+
+
+# Layout.
+
+
+def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
+    session = logged_in("7")
+    key = key_of(session)
+    tag = user_tag("7")
+    assert key.startswith(tag)
+    assert len(key) == 32
+    hash_key, index_key = f"session:{{{tag}}}{key[8:]}", f"session:{{{tag}}}:user:7"
+    assert sorted(store.keys("*")) == sorted([hash_key.encode(), index_key.encode()])
+    assert redis.crc.key_slot(hash_key.encode()) == redis.crc.key_slot(
+        index_key.encode()
+    )
+    stored = store.hgetall(hash_key)
+    assert stored[USER_FIELD] == b"7"
+    assert stored[CREATED_FIELD] == stored[SAVED_FIELD]
+    assert stored[CREATED_FIELD].isdigit()
+    assert store.type(index_key) == b"zset"
+    [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
+    assert member == key.encode()
+    seconds, micros = store.time()
+    expires_ms = seconds * 1000 + micros // 1000 + store.pttl(hash_key)
+    assert abs(score - expires_ms) < 2000  # when it expires, in Redis's clock
+    assert store.ttl(index_key) >= store.ttl(hash_key)
+
+
+def test_an_anonymous_session_has_no_index_nor_user_fields(store: redis.Redis) -> None:
+    session = SessionStore()
+    session["cart"] = "book"
+    session.save()
+    [hash_key] = store.keys("*")
+    assert set(store.hgetall(hash_key)) == {CREATED_FIELD, b"cart"}
+
+
+def test_user_tags_are_eight_key_characters_keyed_by_secret_key() -> None:
+    tags = {user_tag(str(n)) for n in range(500)}
+    assert len(tags) == 500
+    assert all(len(t) == 8 and set(t) <= set(VALID_KEY_CHARS) for t in tags)
+    tag = user_tag("7")
+    assert user_tag("7") == tag
+    with override_settings(SECRET_KEY="another secret"):
+        assert user_tag("7") != tag
+
+
+def test_the_index_outlives_the_longest_session(store: redis.Redis) -> None:
+    short = logged_in("7")
+    short.set_expiry(60)
+    short.save()
+    assert store.ttl(index_of("7")) > 60
+    long = logged_in("7")
+    assert store.ttl(index_of("7")) >= store.ttl(SessionStore.redis_key(key_of(long)))
+
+
+# A login's key.
+
+
+def test_login_tags_the_new_key_before_the_save_in_three_round_trips(
+    store: redis.Redis,
+) -> None:
+    anonymous = SessionStore()
+    anonymous["cart"] = "book"
+    anonymous.save()
+    old_key = key_of(anonymous)
+    with count_round_trips() as sent:
+        session = SessionStore(old_key)
+        login(session, "7")  # loads, deletes the old key, tags the new one
+        key = key_of(session)  # what a view would read after login()
+        assert key.startswith(user_tag("7"))
+        session.save()  # the middleware's save creates it
+    assert sent == {"sync": 3}
+    assert key_of(session) == key
+    assert not session.exists(old_key)
+    assert [s.session_key for s in list_sessions("7")] == [key]
+    assert dict(SessionStore(key).items())["cart"] == "book"
+
+
+def test_a_new_session_that_logs_in_is_created_once_with_its_tag(
+    store: redis.Redis,
+) -> None:
+    with count_round_trips() as sent:
+        session = SessionStore()
+        login(session, "7")  # no key yet: cycle_key() deletes nothing
+        session.save()
+    assert sent == {"sync": 1}
+    assert key_of(session).startswith(user_tag("7"))
+
+
+def test_cycle_key_of_a_logged_in_session_writes_the_new_key_at_once(
+    store: redis.Redis,
+) -> None:
+    """update_session_auth_hash() cycles a logged-in session's key."""
+    session = logged_in("7")
+    old_key = key_of(session)
+    with count_round_trips() as sent:
+        session.cycle_key()  # creates the new key, deletes the old
+    assert sent == {"sync": 2}
+    assert key_of(session).startswith(user_tag("7"))
+    assert store.zrange(index_of("7"), 0, -1) == [key_of(session).encode()]
+    assert not session.exists(old_key)
+    with count_round_trips() as sent:
+        session.save()  # nothing changed since the create
+    assert sent == {}
+
+
+def test_a_stored_session_that_gains_a_user_moves_to_a_tagged_key(
+    store: redis.Redis,
+) -> None:
+    anonymous = SessionStore()
+    anonymous["cart"] = "book"
+    anonymous.save()
+    old_key = key_of(anonymous)
+    other_request = SessionStore(old_key)
+    assert other_request["cart"] == "book"  # loaded before the move
+    session = SessionStore(old_key)
+    session[USER_ID_KEY] = "7"  # loads; a login without cycle_key()
+    with count_round_trips() as sent:
+        session.save()  # deletes the old key, creates the new one
+    assert sent == {"sync": 2}
+    assert key_of(session) != old_key
+    assert key_of(session).startswith(user_tag("7"))
+    assert session.modified is True  # so the middleware sends the new cookie
+    assert dict(SessionStore(key_of(session)).items()) == {
+        "cart": "book",
+        USER_ID_KEY: "7",
+    }
+    assert not session.exists(old_key)
+    other_request["cart"] = "pen"
+    with pytest.raises(UpdateError):
+        other_request.save()
+
+
+def test_a_move_cannot_bring_back_a_revoked_session(store: redis.Redis) -> None:
+    running = SessionStore(key_of(logged_in("7")))
+    assert running[USER_ID_KEY] == "7"  # loaded before the revoke
+    assert revoke_all("7") == 1
+    running[USER_ID_KEY] = "8"
+    with pytest.raises(UpdateError):
+        running.save()
+    assert list_sessions("8") == []
+    assert store.keys("*") == []
+
+
+# What each operation costs, and what keeps the index exact.
+
+
+def test_round_trips_of_a_users_session(store: redis.Redis) -> None:
+    with count_round_trips() as created:
+        key = key_of(logged_in("7"))
+    with count_round_trips() as loaded:
+        session = SessionStore(key)
+        assert session[USER_ID_KEY] == "7"
+    with count_round_trips() as updated:
+        session["cart"] = "book"
+        session.save()
+    with count_round_trips() as listed:
+        assert len(list_sessions("7")) == 1
+    with count_round_trips() as deleted:
+        session.delete()  # a logout: the session and its index entry
+    assert (created, loaded, updated, listed, deleted) == (
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+        {"sync": 1},
+    )
+    assert store.keys("*") == []  # the emptied index is gone too
+    logged_in("7")
+    with count_round_trips() as revoked:
+        assert revoke_all("7") == 1
+    assert revoked == {"sync": 1}
+
+
+def test_a_logout_that_did_not_load_leaves_an_entry_that_listing_drops(
+    store: redis.Redis,
+) -> None:
+    key = key_of(logged_in("7"))
+    SessionStore(key).flush()  # not loaded: the user is unknown, UNLINK only
+    assert store.zcard(index_of("7")) == 1
+    assert list_sessions("7") == []
+    assert store.keys("*") == []
+
+
+def test_a_session_replaced_unread_loses_its_user(store: redis.Redis) -> None:
+    key = key_of(logged_in("7"))
+    session = SessionStore(key)
+    session.clear()  # Django empties the cache without loading
+    session["cart"] = "book"
+    session.save()
+    assert USER_FIELD not in store.hgetall(SessionStore.redis_key(key))
+    assert list_sessions("7") == []
+    assert dict(SessionStore(key).items()) == {"cart": "book"}
+
+
+def test_a_logout_without_flush_leaves_the_index(store: redis.Redis) -> None:
+    session = SessionStore(key_of(logged_in("7")))
+    del session[USER_ID_KEY]
+    session.save()
+    assert store.exists(index_of("7")) == 0
+    assert set(store.hgetall(SessionStore.redis_key(key_of(session)))) == {
+        CREATED_FIELD,
+        BACKEND_KEY.encode(),
+        HASH_KEY.encode(),
+    }
+
+
+def test_expired_entries_are_pruned_by_the_next_write(store: redis.Redis) -> None:
+    logged_in("7")
+    store.zadd(index_of("7"), {"gone": 1})  # expired in 1970
+    logged_in("7")
+    assert store.zscore(index_of("7"), "gone") is None
+    assert store.zcard(index_of("7")) == 2
+
+
+def test_revoke_checks_each_sessions_owner_not_only_the_index(
+    store: redis.Redis,
+) -> None:
+    """Even an index entry naming another user's session (two users whose tags
+    are equal) never deletes it, nor lists it."""
+    mine = logged_in("7")
+    tag = user_tag("7")
+    theirs = f"{tag}{'x' * 24}"
+    store.hset(SessionStore.redis_key(theirs), mapping={USER_FIELD: "8", "k": "v"})
+    store.expire(SessionStore.redis_key(theirs), 300)
+    store.zadd(index_of("7"), {theirs: 9e15})
+    assert [s.session_key for s in list_sessions("7")] == [key_of(mine)]
+    store.zadd(index_of("7"), {theirs: 9e15})
+    assert revoke_all("7") == 1
+    assert engine.SessionStore.revoke_user_sessions("7", [theirs]) == 0
+    assert store.hget(SessionStore.redis_key(theirs), "k") == b"v"
+
+
+def test_keys_that_cannot_be_the_users_never_reach_redis(store: redis.Redis) -> None:
+    logged_in("7")
+    untagged = "0" * 32 if not user_tag("7").startswith("0") else "1" * 32
+    with count_round_trips() as sent:
+        revoked = SessionStore.revoke_user_sessions(
+            "7",
+            ["short", "A" * 32, untagged, 7],  # type: ignore[list-item]
+        )
+    assert (revoked, sent) == (0, {})
+    assert len(list_sessions("7")) == 1
+
+
+def test_sessions_keyed_under_a_fallback_secret_key(store: redis.Redis) -> None:
+    with override_settings(SECRET_KEY="the old secret"):
+        key = key_of(logged_in("7"))
+    with override_settings(
+        SECRET_KEY="the new secret", SECRET_KEY_FALLBACKS=["the old secret"]
+    ):
+        assert [s.session_key for s in list_sessions("7")] == [key]
+        session = SessionStore(key)
+        session["cart"] = "book"
+        session.save()
+        assert key_of(session) == key  # still valid: no move
+        fresh = logged_in("7")
+        assert fresh.session_key != key
+        assert revoke_all("7", keep=key_of(fresh)) == 1
+    with override_settings(SECRET_KEY="the new secret"):
+        old = SessionStore(key_of(logged_in("7")))
+    with override_settings(SECRET_KEY="a newer secret"):
+        old["cart"] = "book"
+        old.save()  # the old tag is no longer the user's: moved
+        assert key_of(old).startswith(user_tag("7"))
+        assert [s.session_key for s in list_sessions("7")] == [key_of(old)]
+
+
+def test_async_login_and_logout(store: redis.Redis) -> None:
+    asyncio.run(async_login_and_logout())
+
+
+async def async_login_and_logout() -> None:
+    anonymous = SessionStore()
+    await anonymous.aset("cart", "book")
+    await anonymous.asave()  # warms this event loop's client
+    with count_round_trips() as logged:
+        session = SessionStore(anonymous.session_key)
+        await session.acycle_key()
+        await session.aset(USER_ID_KEY, "7")
+        key = key_of(session)
+        await session.asave()
+    assert logged == {"async": 3}  # load, delete the old key, create
+    assert key_of(session) == key
+    assert key.startswith(user_tag("7"))
+    assert not await session.aexists(anonymous.session_key)
+    with count_round_trips() as cycled:
+        await session.acycle_key()
+    assert cycled == {"async": 2}
+    with count_round_trips() as moved:
+        await session.aset(USER_ID_KEY, "8")
+        await session.asave()
+    assert moved == {"async": 2}
+    assert key_of(session).startswith(user_tag("8"))
+    with count_round_trips() as deleted:
+        await session.adelete()
+    assert deleted == {"async": 1}
+
+
+def test_listing_and_revoking_need_redis(private_redis_server: RedisServer) -> None:
+    with override_settings(
+        SESSION_ENGINE=ENGINE,
+        SESSION_REDIS={"url": private_redis_server.url, "socket_timeout": 2},
+    ):
+        logged_in("7")
+        private_redis_server.stop()
+        with pytest.raises(SessionStoreUnavailable):
+            list_sessions("7")
+        with pytest.raises(SessionStoreUnavailable):
+            revoke_all("7")
+
+
+# Redis Cluster: every script finds its keys in one slot.
+
+
+def test_every_operation_runs_on_a_cluster() -> None:
+    with ClusterSetup() as setup:
+        cluster = RedisCluster(host="127.0.0.1", port=setup.nodes[0].port)
+        try:
+            with override_settings(
+                SESSION_ENGINE=ENGINE,
+                SESSION_REDIS={"cluster": True, "startup_nodes": setup.startup_nodes},
+            ):
+                run_on_cluster(cluster)
+        finally:
+            cluster.close()
+
+
+def run_on_cluster(cluster: RedisCluster) -> None:
+    users = [str(n) for n in range(12)]
+    sessions = {user: [logged_in(user) for _ in range(2)] for user in users}
+    nodes = set()
+    for user, mine in sessions.items():
+        node = cluster.get_node_from_key(index_of(user)).port
+        nodes.add(node)
+        for session in mine:
+            redis_key = SessionStore.redis_key(key_of(session))
+            assert cluster.get_node_from_key(redis_key).port == node
+    assert len(nodes) > 1  # the users are spread over the primaries
+    first, second = sessions["0"]
+    again = SessionStore(key_of(first))
+    again["cart"] = "book"
+    again.save()
+    again.cycle_key()
+    again[USER_ID_KEY] = "1"  # moves to user 1's slot
+    again.save()
+    assert {s.session_key for s in list_sessions("1")} == {
+        key_of(s) for s in sessions["1"]
+    } | {key_of(again)}
+    assert [s.session_key for s in list_sessions("0")] == [key_of(second)]
+    assert revoke_all("1", keep=key_of(again)) == 2
+    second.delete()
+    assert list_sessions("0") == []
+    assert [s.session_key for s in list_sessions("1")] == [key_of(again)]
+    assert all(len(list_sessions(user)) == 2 for user in users[2:])
