@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.test import Client, override_settings
 
 from django_prologue_sessions.backends import _redis_connection
@@ -437,3 +438,25 @@ async def async_login(user: str) -> None:
     session = SessionStore()
     await session.aset("_auth_user_id", user)
     await session.asave()
+
+
+def test_a_cluster_node_down_is_unavailable_not_a_logout() -> None:
+    """The node that holds a session dies: its requests fail with
+    SessionStoreUnavailable, after one retry, and the cookie stays."""
+    with ClusterSetup(primaries=3) as setup:
+        options = cluster_settings(setup, socket_timeout=0.5)
+        with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=options):
+            client = Client()
+            client.get("/session/set/", {"user": "ann"})
+            cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+            key = SessionStore.redis_key(cookie)
+            slot = redis.crc.key_slot(key.encode())
+            (holder,) = [
+                n for n in setup.nodes if slot in owned_slots(n.client(), n.port)
+            ]
+            holder.kill()
+            with pytest.raises(SessionStoreUnavailable):
+                client.get("/session/get/")
+            with pytest.raises(SessionStoreUnavailable):
+                asyncio.run(async_save(cookie, "k", "v"))
+            assert client.cookies[django_settings.SESSION_COOKIE_NAME].value == cookie

@@ -443,6 +443,10 @@ def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
 def _cluster_kwargs(options: RedisOptions) -> dict[str, Any]:
     kwargs = _connection_kwargs(options)
     kwargs.pop("db", None)  # a cluster has database 0 only
+    # One immediate retry (after refreshing the map of slots), as elsewhere;
+    # redis-py's default of 10 with a growing backoff would hold a request for
+    # seconds while a node is down.
+    kwargs["retry"] = Retry(NoBackoff(), 1)
     if options.startup_nodes:
         kwargs["startup_nodes"] = list(options.startup_nodes)
     elif options.url is None:
@@ -468,6 +472,7 @@ def _make_async_cluster(options: RedisOptions) -> Any:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
     kwargs = _cluster_kwargs(options)
+    kwargs["retry"] = redis.asyncio.retry.Retry(NoBackoff(), 1)
     if "startup_nodes" in kwargs:
         kwargs["startup_nodes"] = [ClusterNode(*node) for node in options.startup_nodes]
     if options.url is not None:
