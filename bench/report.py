@@ -295,6 +295,23 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     )
     lines += [
         "",
+        "What the Redis server did per request (`INFO commandstats`): each "
+        "command, how many times if more than once, and its server time per "
+        "call in µs. A script's time includes the commands it calls, which "
+        "are listed after it.",
+        "",
+    ]
+    rows = []
+    for name, result in engines.items():
+        cells = [_label(name)]
+        for scenario in SCENARIOS[:3]:
+            server = result["scenarios"].get(scenario, {}).get("server")
+            cells.append(_server_work(server) if server else NONE)
+        if any(cell != NONE for cell in cells[1:]):
+            rows.append(cells)
+    lines += _table(["engine", *SCENARIOS[:3]], rows)
+    lines += [
+        "",
         f"The floor makes {_trips(latency['floor_trips'])} round trips "
         f"({latency['floor_trips_source']}) in a request with no middleware, "
         "each a command written to a plain socket and its reply read back (no "
@@ -392,6 +409,23 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     if not_run:
         lines += ["", "Not run:", "", *not_run]
     return lines
+
+
+SCRIPT_COMMANDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+
+
+def _server_work(server: dict[str, list[float]]) -> str:
+    """Each command and its µs per call: scripts first, then by total time."""
+
+    def order(item: tuple[str, list[float]]) -> tuple[bool, float]:
+        name, (calls, usec) = item
+        return name not in SCRIPT_COMMANDS, -calls * usec
+
+    parts = []
+    for name, (calls, usec) in sorted(server.items(), key=order):
+        times = f" {TIMES}{calls:g}" if calls != 1 else ""
+        parts.append(f"{name}{times} {usec:.1f}")
+    return " · ".join(parts)
 
 
 def _last_line(text: str) -> str:

@@ -149,22 +149,28 @@ class Worker:
         cpu = time.process_time_ns() - cpu_started
         return elapsed / requests / 1000, cpu / requests / 1000
 
-    def _server_counts(self) -> tuple[int, int]:
+    def _server_counts(self) -> tuple[int, int, dict[str, tuple[int, int]]]:
+        """Reads, commands, and each command's (calls, µs), server-wide."""
         stats = self.redis.info("stats")
         # Redis < 7 has no read counter: commands stand in for round trips.
         reads = stats.get("total_reads_processed", stats["total_commands_processed"])
-        return int(reads), int(stats["total_commands_processed"])
+        per_command = {
+            name.removeprefix("cmdstat_"): (int(data["calls"]), int(data["usec"]))
+            for name, data in self.redis.info("commandstats").items()
+        }
+        return int(reads), int(stats["total_commands_processed"]), per_command
 
-    def count_round_trips(
-        self, scenario: str, requests: int
-    ) -> tuple[float | None, float | None]:
+    def count_round_trips(self, scenario: str, requests: int) -> dict[str, Any]:
         """Round trips and commands per request, as the Redis server counts them.
 
         Server-wide counters, so that a peer's own client is counted the same
-        as ours; the two INFO probes' own share is measured and taken off.
+        as ours; the INFO probes' own share is measured and taken off. Also
+        each command's calls per request and server time per call (``INFO
+        commandstats``; a script's time includes the commands it calls, which
+        are listed too).
         """
         if self.redis is None:
-            return None, None
+            return {"round_trips": None, "commands": None, "server": None}
         cookie = self.fixture(scenario)
         path = self.path(scenario)
         for _ in range(5):  # connections and their handshakes happen here
@@ -178,7 +184,19 @@ class Worker:
         after = self._server_counts()
         reads = (after[0] - before[0] - probe[0]) / requests
         commands = (after[1] - before[1] - probe[1]) / requests
-        return round(reads, 2), round(commands, 2)
+        server = {}
+        for name, (calls, usec) in after[2].items():
+            calls_before, usec_before = before[2].get(name, (0, 0))
+            if name != "info" and calls > calls_before:
+                server[name] = (
+                    round((calls - calls_before) / requests, 2),
+                    round((usec - usec_before) / (calls - calls_before), 2),
+                )
+        return {
+            "round_trips": round(reads, 2),
+            "commands": round(commands, 2),
+            "server": server,
+        }
 
     def cookie_bytes(self) -> int | None:
         if self.engine.family == "floor":
@@ -242,8 +260,7 @@ def serve(worker: Worker, commands: TextIO, replies: TextIO) -> None:
                 wall, cpu = worker.run(**command)
                 reply({"us": wall, "cpu_us": cpu})
             elif op == "count":
-                trips, count = worker.count_round_trips(**command)
-                reply({"round_trips": trips, "commands": count})
+                reply(worker.count_round_trips(**command))
             elif op == "sizes":
                 memory = worker.redis_bytes()
                 reply(
