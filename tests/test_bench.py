@@ -74,6 +74,11 @@ def test_round_trips_are_counted_on_the_server(
     floor = engines["floor"]["scenarios"]
     for scenario in SCENARIOS:
         assert floor[scenario]["round_trips"] == latency["floor_trips"].get(scenario, 0)
+    # ... and the server lists its commands: a GET to read, a SET to write.
+    assert list(floor["read"]["server"]) == ["get"]
+    assert floor["read"]["server"]["get"][0] == 1
+    assert floor["create"]["server"]["set"][0] == latency["floor_trips"]["create"]
+    assert floor["untouched"]["server"] == {}
     for name, result in engines.items():
         trips = {s: result["scenarios"][s]["round_trips"] for s in SCENARIOS}
         if any(engine.name == name and engine.uses_redis for engine in ENGINES):
