@@ -543,7 +543,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         ("Redis engines", ["redis", "floor"]),
         ("Cookie and in-process engines", ["cookie", "memory"]),
     ]
-    ours_colors = ["#c0392b", "#e67e22", "#d35400", "#8e44ad"]
+    ours_colors = ["#c0392b", "#e67e22", "#7d3c98", "#1e8449"]
     peer_colors = ["#5d6d7e", "#85929e", "#aeb6bf", "#2e4053"]
     figure, axes = plt.subplots(1, 2, figsize=(13, 5.6), constrained_layout=True)
     for axis, (title, families) in zip(axes, panels, strict=True):
