@@ -143,6 +143,39 @@ def test_sentinel_writes_reach_the_replica_in_the_same_round_trip(
     assert replica.hget(key, "async") == b"yes"
 
 
+def test_sentinel_deletes_wait_for_the_replica_too(
+    sentinel_setup: SentinelSetup,
+) -> None:
+    """A flushed session must not come back with a failover: its UNLINK
+    waits for the replica as a write does, in the same round trip."""
+    settings = sentinel_settings(sentinel_setup, wait_replicas=1, wait_timeout_ms=500)
+    replica = sentinel_setup.replica.client()
+    with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=settings):
+        session = SessionStore()
+        session["k"] = "v"
+        session.save()
+        key = stored_at(session)
+        assert replica.exists(key)
+        with count_round_trips() as sent:
+            session.flush()
+        assert sent == {"sync": 1}
+        assert not replica.exists(key)
+        other = SessionStore()
+        other["k"] = "v"
+        other.save()
+        key = stored_at(other)
+        asyncio.run(async_flush(other.session_key))
+        assert not replica.exists(key)
+
+
+async def async_flush(session_key: str | None) -> None:
+    session = SessionStore(session_key)
+    assert await session.aexists(session_key)  # connects this loop's client
+    with count_round_trips() as sent:
+        await session.aflush()
+    assert sent == {"async": 1}
+
+
 async def async_write_and_wait(session_key: str | None) -> None:
     session = SessionStore(session_key)
     await session.aset("async", "yes")

@@ -43,6 +43,10 @@ from django_prologue_sessions.conf import app_settings
 
 logger = logging.getLogger("django_prologue_sessions.redis")
 
+#: Commands of the engine's that write (besides its scripts): with
+#: ``wait_replicas`` each is followed by WAIT.
+WRITE_COMMANDS = ("UNLINK", "DEL")
+
 #: What the engine treats as "Redis is unavailable".
 UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
 
@@ -76,16 +80,14 @@ class SyncRedis:
         )
 
     def execute(self, *args: Any) -> Any:
-        return self._pipeline((args,))[0]
+        if self.options.wait_replicas and args[0] in WRITE_COMMANDS:
+            return self._write_and_wait(args, args[1])
+        return self._call(args)
 
     def run_script(
         self, script: LuaScript, keys: str | Sequence[str], *args: Any
     ) -> Any:
-        """Run ``script`` on ``keys`` (one key, or several in one hash slot).
-
-        With ``wait_replicas``, the script's ``WAIT`` goes in the same round
-        trip.
-        """
+        """Run ``script`` on ``keys`` (one key, or several in one hash slot)."""
         keys = (keys,) if isinstance(keys, str) else tuple(keys)
         try:
             return self._run_script("EVALSHA", script.sha, keys, args)
@@ -96,12 +98,16 @@ class SyncRedis:
         self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
     ) -> Any:
         call = (command, body, len(keys), *keys, *args)
-        wait = self.options.wait_replicas
-        if not wait:
-            return self._pipeline((call,))[0]
-        result, acknowledged = self._pipeline(
-            (call, ("WAIT", wait, self.options.wait_timeout_ms))
-        )
+        if self.options.wait_replicas:
+            return self._write_and_wait(call, keys[0])
+        return self._call(call)
+
+    def _call(self, call: tuple[Any, ...]) -> Any:
+        return self._pipeline((call,))[0]
+
+    def _write_and_wait(self, call: tuple[Any, ...], key: str) -> Any:
+        """``call``, then ``WAIT`` for the replicas, in one round trip."""
+        result, acknowledged = self._pipeline((call, wait_command(self.options)))
         check_replicas(acknowledged, self.options)
         return result
 
@@ -147,24 +153,18 @@ class SyncRedisCluster(SyncRedis):
         self.client = client
         self.options = options
 
-    def execute(self, *args: Any) -> Any:
-        return self.client.execute_command(*args)
+    def _call(self, call: tuple[Any, ...]) -> Any:
+        return self.client.execute_command(*call)
 
-    def _run_script(
-        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
-    ) -> Any:
-        result = self.client.execute_command(command, body, len(keys), *keys, *args)
-        wait = self.options.wait_replicas
-        if wait:
-            # WAIT names no key: it goes to the node that ran the script, in a
-            # second round trip (the cluster client pipelines by key only).
-            acknowledged = self.client.execute_command(
-                "WAIT",
-                wait,
-                self.options.wait_timeout_ms,
-                target_nodes=self.client.get_node_from_key(keys[0]),
-            )
-            check_replicas(acknowledged, self.options)
+    def _write_and_wait(self, call: tuple[Any, ...], key: str) -> Any:
+        # WAIT names no key: it goes to the node that holds ``key``, in a
+        # second round trip (the cluster client pipelines by key only).
+        result = self.client.execute_command(*call)
+        node = self.client.get_node_from_key(key)
+        acknowledged = self.client.execute_command(
+            *wait_command(self.options), target_nodes=node
+        )
+        check_replicas(acknowledged, self.options)
         return result
 
     def close(self) -> None:
@@ -195,6 +195,10 @@ def _send(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
     if error is not None:
         raise error
     return replies
+
+
+def wait_command(options: RedisOptions) -> tuple[Any, ...]:
+    return ("WAIT", options.wait_replicas, options.wait_timeout_ms)
 
 
 def check_replicas(acknowledged: Any, options: RedisOptions) -> None:
@@ -233,17 +237,9 @@ class AsyncRedis:
         )
 
     async def execute(self, *args: Any) -> Any:
-        return await self._retried(self.client.execute_command, *args)
-
-    async def _retried(self, call: Any, *args: Any) -> Any:
-        # One immediate retry, as SyncRedis does, made here rather than by
-        # redis-py: its retry reconnects a connection to the address it had,
-        # ours takes one from the pool, which asks the sentinels for the
-        # master when the connection is Sentinel-managed.
-        try:
-            return await call(*args)
-        except self._retry_on:
-            return await call(*args)
+        if self.options.wait_replicas and args[0] in WRITE_COMMANDS:
+            return await self._write_and_wait(args, args[1])
+        return await self._call(args)
 
     async def run_script(
         self, script: LuaScript, keys: str | Sequence[str], *args: Any
@@ -258,18 +254,32 @@ class AsyncRedis:
         self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
     ) -> Any:
         call = (command, body, len(keys), *keys, *args)
-        if not self.options.wait_replicas:
-            return await self.execute(*call)
-        result, acknowledged = await self._retried(self._with_wait, call)
+        if self.options.wait_replicas:
+            return await self._write_and_wait(call, keys[0])
+        return await self._call(call)
+
+    async def _call(self, call: tuple[Any, ...]) -> Any:
+        return await self._retried(self.client.execute_command, *call)
+
+    async def _retried(self, send: Any, *args: Any) -> Any:
+        # One immediate retry, as SyncRedis does, made here rather than by
+        # redis-py: its retry reconnects a connection to the address it had,
+        # ours takes one from the pool, which asks the sentinels for the
+        # master when the connection is Sentinel-managed.
+        try:
+            return await send(*args)
+        except self._retry_on:
+            return await send(*args)
+
+    async def _write_and_wait(self, call: tuple[Any, ...], key: str) -> Any:
+        result, acknowledged = await self._retried(self._pipelined_wait, call)
         check_replicas(acknowledged, self.options)
         return result
 
-    async def _with_wait(self, call: tuple[Any, ...]) -> list[Any]:
+    async def _pipelined_wait(self, call: tuple[Any, ...]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command(*call)
-        pipe.execute_command(
-            "WAIT", self.options.wait_replicas, self.options.wait_timeout_ms
-        )
+        pipe.execute_command(*wait_command(self.options))
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception):
@@ -280,23 +290,16 @@ class AsyncRedis:
 class AsyncRedisCluster(AsyncRedis):
     """The cluster client retries by itself, refreshing its map of slots."""
 
-    async def execute(self, *args: Any) -> Any:
-        return await self.client.execute_command(*args)
+    async def _call(self, call: tuple[Any, ...]) -> Any:
+        return await self.client.execute_command(*call)
 
-    async def _run_script(
-        self, command: str, body: str, keys: tuple[str, ...], args: tuple[Any, ...]
-    ) -> Any:
+    async def _write_and_wait(self, call: tuple[Any, ...], key: str) -> Any:
         client = self.client
-        result = await client.execute_command(command, body, len(keys), *keys, *args)
-        wait = self.options.wait_replicas
-        if wait:
-            acknowledged = await client.execute_command(
-                "WAIT",
-                wait,
-                self.options.wait_timeout_ms,
-                target_nodes=client.get_node_from_key(keys[0]),
-            )
-            check_replicas(acknowledged, self.options)
+        result = await client.execute_command(*call)
+        acknowledged = await client.execute_command(
+            *wait_command(self.options), target_nodes=client.get_node_from_key(key)
+        )
+        check_replicas(acknowledged, self.options)
         return result
 
 
