@@ -25,6 +25,12 @@ from django.test import Client, override_settings
 from django.urls import include, path
 
 from django_prologue_sessions.backends.redis import SessionStore
+from tests.test_redis_topologies import (
+    cluster_settings,
+    cluster_setup,  # noqa: F401 (a fixture)
+    sentinel_settings,
+    sentinel_setup,  # noqa: F401 (a fixture)
+)
 
 pytestmark = pytest.mark.redis
 
@@ -141,8 +147,17 @@ def expected_session() -> dict[str, str]:
     return expected
 
 
-def test_no_update_is_lost(redis_client: redis.Redis, redis_url: str) -> None:
-    stored = concurrent_updates(redis_engine(redis_url))
+@pytest.mark.parametrize("topology", ["server", "sentinel", "cluster"])
+def test_no_update_is_lost(
+    topology: str, redis_client: redis.Redis, request: pytest.FixtureRequest
+) -> None:
+    if topology == "server":
+        options: dict[str, Any] = {"url": request.getfixturevalue("redis_url")}
+    elif topology == "sentinel":
+        options = sentinel_settings(request.getfixturevalue("sentinel_setup"))
+    else:
+        options = cluster_settings(request.getfixturevalue("cluster_setup"))
+    stored = concurrent_updates({"SESSION_ENGINE": ENGINE, "SESSION_REDIS": options})
     assert stored == expected_session()
     assert len(stored) == EXPECTED_KEYS + 1
 
