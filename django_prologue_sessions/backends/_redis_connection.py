@@ -8,7 +8,14 @@ connections belong to the loop that opened them. Both are dropped when
 A sync command skips redis-py's client layer (its retry loop, callbacks and
 observability hooks cost more than the round trip itself on loopback): it is
 sent on a connection that the client's pool made, kept in a list of idle
-connections that a forked child starts afresh.
+connections that a forked child starts afresh. Through Sentinel those are
+Sentinel-managed connections, which find the master when they reconnect.
+
+On a Redis Cluster (``"cluster": True``) commands go through redis-py's
+cluster clients, which route each one by its keys.
+
+With ``wait_replicas``, every write is followed by ``WAIT``: pipelined with
+it, so still one round trip (two on a Cluster).
 """
 
 from __future__ import annotations
