@@ -49,14 +49,17 @@ local function call_sliced(command, key, first, last, step)
 end
 """
 
-# Score a member by when it expires in Redis's clock (milliseconds), drop the
-# members that have expired, and keep the index at least as long as the
-# session. An index whose last member is removed vanishes with it.
+# Score a member by when it expires in Redis's clock (milliseconds) and keep
+# the index at least as long as the session. A new member first drops those
+# that have expired (only a new member grows the index, and pruning costs as
+# much as the rest). An index whose last member is removed vanishes with it.
 _INDEX_SESSION = """
-local function index_session(index, member, ttl)
+local function index_session(index, member, ttl, prune)
   local now = redis.call('TIME')
   local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ms)
+  if prune then
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ms)
+  end
   redis.call('ZADD', index, ms + ttl * 1000, member)
   if redis.call('TTL', index) < ttl then
     redis.call('EXPIRE', index, ttl)
@@ -82,7 +85,7 @@ end
 call_sliced('HSET', KEYS[1], first, #ARGV, 1000)
 redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
-  index_session(KEYS[2], ARGV[2], ttl)
+  index_session(KEYS[2], ARGV[2], ttl, true)
 end
 return 1
 """
@@ -122,7 +125,7 @@ local last_set = first - 1 + 2 * tonumber(ARGV[3])
 call_sliced('HDEL', KEYS[1], last_set + 1, #ARGV, 1000)
 call_sliced('HSET', KEYS[1], first, last_set, 1000)
 if KEYS[2] and ARGV[4] == 'a' then
-  index_session(KEYS[2], ARGV[5], ttl)
+  index_session(KEYS[2], ARGV[5], ttl, false)
 end
 return 1
 """
