@@ -41,6 +41,8 @@ FULL = {
     "requests": 300,
     "warmup": 20,
     "count_requests": 100,
+    "store_calls": 300,
+    "store_repeats": 5,
     "load_clients": 8,
     "load_requests": 2000,
     "load_seconds": 20.0,
@@ -51,6 +53,8 @@ QUICK = {
     "requests": 20,
     "warmup": 5,
     "count_requests": 10,
+    "store_calls": 10,
+    "store_repeats": 1,
     "load_clients": 2,
     "load_requests": 20,
     "load_seconds": 10.0,
@@ -180,6 +184,14 @@ def run_latency(
                 sizes = attempt(name, "sizes")
                 if sizes is not None:
                     results[name].update(sizes)
+                    alone = attempt(
+                        name,
+                        "store",
+                        number=params["store_calls"],
+                        repeats=params["store_repeats"],
+                    )
+                    if alone is not None:
+                        results[name]["store"] = alone["store"]
             if name == "prologue-redis" and name in results:
                 floor_trips = {
                     scenario: round(data["round_trips"])

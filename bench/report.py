@@ -355,6 +355,26 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         "CPU: the same of the worker's CPU time.",
     ]
 
+    params_store = (params.get("store_calls"), params.get("store_repeats"))
+    rows = [
+        [_label(name), _us(result["store"]["save"]), _us(result["store"]["load"])]
+        for name, result in engines.items()
+        if result.get("store")
+    ]
+    if rows:
+        lines += [
+            "",
+            "## The engine alone",
+            "",
+            "µs per call of the engine's own `save()` of a new session of the "
+            "same size and `load()` of it, with no request around them: the "
+            f"fastest of {params_store[1]} runs of {params_store[0]} calls. Less "
+            "disturbed by a busy machine than a whole request; Redis round trips "
+            "included.",
+            "",
+        ]
+        lines += _table(["engine", "save()", "load()"], rows)
+
     plain = engines.get("prologue-signed")
     encrypted = engines.get("prologue-signed-encrypted")
     if plain and encrypted:
@@ -383,6 +403,11 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
                         NONE if cpu is None else f"{cpu - 1:+.0%}",
                     ]
                 )
+        for op in ("save", "load"):
+            a = plain.get("store", {}).get(op)
+            b = encrypted.get("store", {}).get(op)
+            if a and b:
+                rows.append([f"`{op}()` alone", _us(a), _us(b), f"{b - a:+.1f} µs", ""])
         rows.append(
             [
                 "cookie bytes",
@@ -396,7 +421,8 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             "Cost: encrypted over plain, the median of the paired samples' "
-            "ratios, in wall-clock and in CPU time.",
+            "ratios, in wall-clock and in CPU time; for `save()` and `load()` "
+            "alone, the difference of the fastest runs.",
         ]
 
     not_run = [

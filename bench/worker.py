@@ -216,6 +216,41 @@ class Worker:
         keys = list(self.redis.scan_iter(count=1000))
         return sum(int(self.redis.memory_usage(key)) for key in keys), len(keys)
 
+    def store_times(self, number: int, repeats: int) -> dict[str, float] | None:
+        """µs per call of the engine's own ``save()`` of a new session and
+        ``load()`` of it, with no request around them: the fastest of
+        ``repeats`` runs of ``number`` calls, as ``timeit`` advises."""
+        if not self.engine.module:
+            return None
+        from bench.urls import SESSION
+
+        store_class = import_module(self.engine.module).SessionStore
+
+        def save() -> str:
+            store = store_class()
+            store.update(SESSION)
+            store.save()
+            return str(store.session_key)
+
+        def best_of(call: Any, fresh: bool) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                if fresh:
+                    self.reset()
+                gc.collect()
+                started = time.perf_counter_ns()
+                for _ in range(number):
+                    call()
+                best = min(best, time.perf_counter_ns() - started)
+            return best / number / 1000
+
+        saving = best_of(save, fresh=True)
+        self.reset()
+        key = save()
+        loading = best_of(lambda: store_class(key).load(), fresh=False)
+        self.reset()
+        return {"save": saving, "load": loading}
+
     def profile(self, scenario: str, requests: int, top: int = 30) -> str:
         """cProfile's view of ``requests`` requests: by cumulative time, then own."""
         cookie = self.fixture(scenario)
@@ -276,6 +311,8 @@ def serve(worker: Worker, commands: TextIO, replies: TextIO) -> None:
                 FLOOR_TRIPS.clear()
                 FLOOR_TRIPS.update(command["trips"])
                 reply({})
+            elif op == "store":
+                reply({"store": worker.store_times(**command)})
             elif op == "profile":
                 reply({"profile": worker.profile(**command)})
             else:

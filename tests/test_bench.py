@@ -62,6 +62,11 @@ def test_every_engine_runs_or_is_reported_missing(
         ran = latency["engines"][engine.name]
         for scenario in SCENARIOS:
             assert ran["scenarios"][scenario]["us_median"] > 0, (engine.name, scenario)
+        if engine.family == "floor":
+            assert ran["store"] is None
+        else:
+            assert ran["store"]["save"] > 0, engine.name
+            assert ran["store"]["load"] > 0, engine.name
 
 
 @pytest.mark.redis
