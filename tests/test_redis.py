@@ -147,12 +147,14 @@ def saved_session(data: dict[str, Any] | None = None) -> SessionStore:
 
 def hash_of(client: redis.Redis, session: SessionStore) -> dict[bytes, bytes]:
     assert session.session_key is not None
-    return client.hgetall(f"session:{{{session.session_key}}}")  # type: ignore[return-value]
+    return client.hgetall(SessionStore.redis_key(session.session_key))  # type: ignore[return-value]
 
 
 def test_layout_is_one_hash_per_session_in_its_own_slot(store: redis.Redis) -> None:
     session = saved_session({"user": "ann", "cart": [1, 2], "n": None})
-    key = f"session:{{{session.session_key}}}"
+    assert session.session_key is not None
+    tag, rest = session.session_key[:8], session.session_key[8:]
+    key = f"session:{{{tag}}}{rest}"
     assert store.keys("*") == [key.encode()]
     assert store.type(key) == b"hash"
     stored = store.hgetall(key)
@@ -160,9 +162,8 @@ def test_layout_is_one_hash_per_session_in_its_own_slot(store: redis.Redis) -> N
     assert created.isdigit()
     # Strings plain, anything else serialized behind a \x01.
     assert stored == {b"user": b"ann", b"\x01cart": b"[1,2]", b"\x01n": b"null"}
-    # The hash tag puts everything keyed by this session key in one slot.
-    assert session.session_key is not None
-    slot = redis.crc.key_slot(session.session_key.encode())
+    # The hash tag, the key's first 8 characters, picks the slot.
+    slot = redis.crc.key_slot(tag.encode())
     assert redis.crc.key_slot(key.encode()) == slot
     assert SessionStore.redis_key(session.session_key) == key
 
@@ -179,7 +180,7 @@ def test_redis_ttl_is_the_session_expiry(
         session["k"] = "v"
         session.set_expiry(expiry)
         session.save()
-        ttl = store.ttl(f"session:{{{session.session_key}}}")
+        ttl = store.ttl(SessionStore.redis_key(session.session_key))
     assert expected_ttl - 2 <= ttl <= expected_ttl
 
 
@@ -190,13 +191,13 @@ def test_saving_an_existing_session_with_a_past_expiry_ends_it(
     session = SessionStore(key)
     session.set_expiry(-timedelta(seconds=10))
     session.save()
-    assert not store.exists(f"session:{{{key}}}")
+    assert not store.exists(SessionStore.redis_key(key))
     assert SessionStore(key).load() == {}
 
 
 def test_every_save_resets_the_ttl(store: redis.Redis) -> None:
     session = saved_session()
-    key = f"session:{{{session.session_key}}}"
+    key = SessionStore.redis_key(session.session_key)
     store.expire(key, 5)
     again = SessionStore(session.session_key)
     again["k"] = "changed"
@@ -226,7 +227,7 @@ def test_round_trips_of_each_operation(store: redis.Redis) -> None:
         {"sync": 1},
         {"sync": 1},
     )
-    assert not store.exists(f"session:{{{key}}}")
+    assert not store.exists(SessionStore.redis_key(key))
 
 
 def test_keys_that_this_engine_cannot_have_made_never_reach_redis(
@@ -412,7 +413,7 @@ def test_a_field_that_cannot_be_decoded_is_skipped_and_kept(
     store: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = saved_session({"good": 1})
-    redis_key = f"session:{{{session.session_key}}}"
+    redis_key = SessionStore.redis_key(session.session_key)
     store.hset(redis_key, "bad", b"\xff{not json")
     again = SessionStore(session.session_key)
     assert dict(again.items()) == {"good": 1}
@@ -481,7 +482,7 @@ def test_uses_no_more_memory_than_django_redis_sessions(
     key = ours.session_key
     assert key is not None
     store.set(f"session:{key[::-1]}", ours.encode(data), ex=300)
-    our_bytes = store.memory_usage(f"session:{{{key}}}", samples=0)
+    our_bytes = store.memory_usage(SessionStore.redis_key(key), samples=0)
     their_bytes = store.memory_usage(f"session:{key[::-1]}", samples=0)
     assert our_bytes is not None
     assert their_bytes is not None
