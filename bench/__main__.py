@@ -295,6 +295,28 @@ def machine(redis_url: str) -> dict[str, Any]:
     }
 
 
+def engines_commit() -> str:
+    """The commit the engines were measured at, ``+changes`` if edited since."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "django_prologue_sessions"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if changes else "")
+
+
 def start_redis(url: str | None) -> tuple[str, Any]:
     url = url or os.environ.get("REDIS_URL") or None
     if url:
@@ -377,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
             "load_average_before": [round(x, 2) for x in os.getloadavg()],
             "machine": machine(redis_url),
+            "commit": engines_commit(),
         }
         if args.only != "load":
             log(f"Latency: {len(engines)} engines, {params['samples']} samples")

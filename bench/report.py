@@ -520,7 +520,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"`{run['command']}` on {run['date']}: {machine['cpus']} cores "
+        f"`{run['command']}` on {run['date']}, engines at "
+        f"`{run.get('commit', 'unknown')}`: {machine['cpus']} cores "
         f"({machine['cpu_model'] or 'unknown CPU'}), Python {machine['python']}, "
         f"{machine['redis_server']} on loopback, {run.get('seconds', '?')} s. "
         f"Load average before/after: {run['load_average_before'][0]} / "
