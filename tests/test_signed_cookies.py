@@ -246,17 +246,17 @@ class KeyRotationTests(SimpleTestCase):
         self.assertNotIn(settings.SESSION_COOKIE_NAME, response.cookies)
 
     def test_derived_keys_are_cached_per_secret(self) -> None:
-        _cookie_codec._hmacs.cache_clear()
+        _cookie_codec._hmac_keys.cache_clear()
         _cookie_codec._ciphers.cache_clear()
         for encrypted in (False, True):
             with override_settings(PROLOGUE_SESSIONS_COOKIE_ENCRYPTION=encrypted):
                 for _ in range(5):
                     self.assertEqual(load(make_cookie({"k": "v"})), {"k": "v"})
-        self.assertEqual(_cookie_codec._hmacs.cache_info().misses, 1)
+        self.assertEqual(_cookie_codec._hmac_keys.cache_info().misses, 1)
         self.assertEqual(_cookie_codec._ciphers.cache_info().misses, 1)
         with override_settings(SECRET_KEY=NEW_KEY):
             cookie = make_cookie({"k": "v"})
-        self.assertEqual(_cookie_codec._hmacs.cache_info().misses, 2)
+        self.assertEqual(_cookie_codec._hmac_keys.cache_info().misses, 2)
         # Signed with the new secret, not a stale cached key.
         signing.loads(cookie, key=NEW_KEY, salt=_cookie_codec.SALT)
 

@@ -40,6 +40,7 @@ _TAG_BYTES = 16
 _HEADER = struct.Struct(">?Q")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE62_DIGITS = {digit: value for value, digit in enumerate(_BASE62)}
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 Secret = str | bytes
 
@@ -73,19 +74,17 @@ def _secrets() -> tuple[Secret, tuple[Secret, ...]]:
 
 
 @functools.lru_cache(maxsize=8)
-def _hmacs(secret: Secret, fallbacks: tuple[Secret, ...]) -> tuple[hmac.HMAC, ...]:
-    """Keyed HMACs, current secret first, as ``salted_hmac`` derives them."""
+def _hmac_keys(secret: Secret, fallbacks: tuple[Secret, ...]) -> tuple[bytes, ...]:
+    """HMAC-SHA256 keys, current secret first, as ``salted_hmac`` derives them."""
     key_salt = (SALT + "signer").encode()
     return tuple(
-        hmac.new(hashlib.sha256(key_salt + force_bytes(s)).digest(), None, "sha256")
-        for s in (secret, *fallbacks)
+        hashlib.sha256(key_salt + force_bytes(s)).digest() for s in (secret, *fallbacks)
     )
 
 
-def _signature(keyed: hmac.HMAC, message: bytes) -> bytes:
-    mac = keyed.copy()
-    mac.update(message)
-    return _b64encode(mac.digest())
+def _signature(key: bytes, message: bytes) -> bytes:
+    # hmac.digest() is the one-shot C path: no HMAC object per signature.
+    return _b64encode(hmac.digest(key, message, "sha256"))
 
 
 def _sign(data: bytes, is_compressed: bool, timestamp: int) -> str:
@@ -94,15 +93,15 @@ def _sign(data: bytes, is_compressed: bool, timestamp: int) -> str:
         _b64encode(data),
         _b62encode(timestamp).encode(),
     )
-    signature = _signature(_hmacs(*_secrets())[0], message)
+    signature = _signature(_hmac_keys(*_secrets())[0], message)
     return (message + b":" + signature).decode()
 
 
 def _unsign(value: str) -> tuple[bytes, bool, int]:
     message, _, signature = force_bytes(value).rpartition(b":")
     if not any(
-        hmac.compare_digest(signature, _signature(keyed, message))
-        for keyed in _hmacs(*_secrets())
+        hmac.compare_digest(signature, _signature(key, message))
+        for key in _hmac_keys(*_secrets())
     ):
         raise BadSignature("Session cookie signature does not match.")
     payload, _, timestamp = message.decode().rpartition(":")
@@ -160,7 +159,8 @@ def _decrypt(value: str) -> tuple[bytes, bool, int]:
 
 
 def _b64encode(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    # base64.urlsafe_b64encode(data).rstrip(b"="), without its two calls.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _b64decode(text: str) -> bytes:
@@ -170,6 +170,8 @@ def _b64decode(text: str) -> bytes:
         raise BadSignature("Session cookie is not base64.") from exc
 
 
+# The signing time changes once a second: the last few are kept.
+@functools.lru_cache(maxsize=4)
 def _b62encode(number: int) -> str:
     digits = ""
     while True:

@@ -15,6 +15,7 @@ to read its cookies) that also:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from datetime import datetime
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.signals import setting_changed
+from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 
 from django_prologue_sessions.backends import _cookie_codec
@@ -33,6 +35,14 @@ logger = logging.getLogger("django.security.SuspiciousSession")
 
 # "; expires=Thu, 01 Jan 1970 00:00:00 GMT": http_date() is always 29 chars.
 _EXPIRES_SIZE = len("; expires=") + 29
+# What JSONSerializer.dumps() does, without making an encoder per call.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# The methods that decide the cookie's expiry attributes.
+_EXPIRY_METHODS = (
+    "get_expiry_age",
+    "get_expire_at_browser_close",
+    "get_session_cookie_age",
+)
 
 
 class _CookieSettings(NamedTuple):
@@ -40,6 +50,9 @@ class _CookieSettings(NamedTuple):
     max_bytes: int
     # The Set-Cookie bytes besides the value and the expiry attributes.
     attributes_size: int
+    cookie_age: int
+    # The expiry attributes' bytes of a session without its own expiry.
+    default_expiry_size: int
 
 
 @functools.cache
@@ -57,16 +70,27 @@ def _cookie_settings() -> _CookieSettings:
         attributes.append("; HttpOnly")
     if settings.SESSION_COOKIE_SAMESITE:
         attributes.append(f"; SameSite={settings.SESSION_COOKIE_SAMESITE}")
+    cookie_age = settings.SESSION_COOKIE_AGE
     return _CookieSettings(
         encrypt=app_settings.PROLOGUE_SESSIONS_COOKIE_ENCRYPTION,
         max_bytes=app_settings.PROLOGUE_SESSIONS_COOKIE_MAX_BYTES,
         attributes_size=len("".join(attributes).encode()),
+        cookie_age=cookie_age,
+        default_expiry_size=(
+            0 if settings.SESSION_EXPIRE_AT_BROWSER_CLOSE else _max_age_size(cookie_age)
+        ),
     )
+
+
+def _max_age_size(max_age: Any) -> int:
+    return _EXPIRES_SIZE + len(f"; Max-Age={max_age}")
 
 
 @receiver(setting_changed)
 def _reset_cookie_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith(("SESSION_COOKIE_", "PROLOGUE_SESSIONS_COOKIE_")):
+    if setting.startswith(
+        ("SESSION_COOKIE_", "SESSION_EXPIRE_", "PROLOGUE_SESSIONS_COOKIE_")
+    ):
         _cookie_settings.cache_clear()
 
 
@@ -74,6 +98,15 @@ class SessionStore(SessionBase):
     # Provided by SessionBase, missing from django-stubs.
     _session: dict[str, Any]
     _session_cache: dict[str, Any]
+    # Whether the expiry methods are SessionBase's, so that save() may size
+    # the expiry attributes from the session and cached settings alone.
+    _stock_expiry = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._stock_expiry = all(
+            getattr(cls, name) is getattr(SessionBase, name) for name in _EXPIRY_METHODS
+        )
 
     def load(self) -> dict[str, Any]:
         """Read the session from the cookie; an invalid or expired one is empty."""
@@ -81,7 +114,10 @@ class SessionStore(SessionBase):
             return {}
         try:
             data, signed_at = _cookie_codec.decode(self.session_key)
-            session = self.serializer().loads(data)
+            if self.serializer is JSONSerializer:
+                session = json.loads(data.decode("latin-1"))
+            else:
+                session = self.serializer().loads(data)
             if not isinstance(session, dict):
                 raise ValueError("The session is not a dict.")
             if not self._expired(session.get("_session_expiry"), signed_at):
@@ -109,22 +145,41 @@ class SessionStore(SessionBase):
 
     def save(self, must_create: bool = False) -> None:
         config = _cookie_settings()
-        value = _cookie_codec.encode(
-            self.serializer().dumps(self._session),
-            int(time.time()),
-            encrypt=config.encrypt,
+        session = self._session
+        if self.serializer is JSONSerializer:
+            data = _JSON_ENCODER.encode(session).encode("latin-1")
+        else:
+            data = self.serializer().dumps(session)
+        value = _cookie_codec.encode(data, int(time.time()), encrypt=config.encrypt)
+        size = (
+            len(value)
+            + config.attributes_size
+            + self._expiry_attributes_size(session, config)
         )
-        size = len(value) + config.attributes_size + self._expiry_attributes_size()
         if size > config.max_bytes:
             raise SessionCookieTooLarge(size, config.max_bytes)
         self._session_key = value
         self.modified = True
 
-    def _expiry_attributes_size(self) -> int:
+    def _expiry_attributes_size(
+        self, session: dict[str, Any], config: _CookieSettings
+    ) -> int:
         # The same decision and Max-Age as SessionMiddleware's.
-        if self.get_expire_at_browser_close():
+        if not self._stock_expiry:
+            if self.get_expire_at_browser_close():
+                return 0
+            return _max_age_size(self.get_expiry_age())
+        # SessionBase's methods, spelled out to read the session once.
+        expiry = session.get("_session_expiry")
+        if expiry is None:
+            return config.default_expiry_size
+        if expiry == 0:
             return 0
-        return _EXPIRES_SIZE + len(f"; Max-Age={self.get_expiry_age()}")
+        if not expiry:
+            return _max_age_size(config.cookie_age)
+        if isinstance(expiry, (datetime, str)):
+            return _max_age_size(self.get_expiry_age())
+        return _max_age_size(expiry)
 
     def exists(self, session_key: str | None = None) -> bool:
         # The session lives in the client's cookie: there is no record to find.
