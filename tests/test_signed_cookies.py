@@ -24,6 +24,7 @@ from django.core import signing
 from django.http import HttpResponse
 from django.test import Client, SimpleTestCase, override_settings
 from django.utils import timezone
+from django.utils.http import http_date
 
 from django_prologue_sessions.backends import _cookie_codec
 from django_prologue_sessions.backends.signed_cookies import SessionStore
@@ -73,6 +74,33 @@ def client_with(cookie: str) -> Client:
 def set_cookie_header(response: HttpResponse) -> str:
     """The value of the session's ``Set-Cookie`` header, as sent."""
     return response.cookies[settings.SESSION_COOKIE_NAME].OutputString()
+
+
+class ShortLivedStore(SessionStore):
+    def get_session_cookie_age(self) -> int:
+        return 7
+
+
+class BrowserCloseStore(SessionStore):
+    def get_expire_at_browser_close(self) -> bool:
+        return True
+
+
+def middleware_response(value: str | None, max_age: int | None) -> HttpResponse:
+    """A response with the session cookie as SessionMiddleware sets it."""
+    response = HttpResponse()
+    response.set_cookie(
+        settings.SESSION_COOKIE_NAME,
+        value,
+        max_age=max_age,
+        expires=None if max_age is None else http_date(T0 + max_age),
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        path=settings.SESSION_COOKIE_PATH,
+        secure=settings.SESSION_COOKIE_SECURE or None,
+        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
+    return response
 
 
 class SignedCookieContractTests(SessionContractTests, SimpleTestCase):
@@ -373,6 +401,50 @@ class SizeGuardTests(SimpleTestCase):
                 # A per-session expiry changes Max-Age, or drops it (0).
                 for seconds in ("0", "7", "123456789"):
                     self.assert_limit_is_exact("/session/expiry/", {"seconds": seconds})
+
+    def test_subclass_expiry_methods_size_the_cookie(self) -> None:
+        # A subclass may override SessionBase's expiry methods, as Django
+        # documents for get_session_cookie_age(): the guard follows them.
+        for store_class, max_age in (
+            (SessionStore, settings.SESSION_COOKIE_AGE),
+            (ShortLivedStore, 7),
+            (BrowserCloseStore, None),
+        ):
+            with self.subTest(store_class.__name__), frozen_time(T0):
+                store = store_class()
+                store.update(self.data)
+                store.save()
+                size = len(
+                    set_cookie_header(middleware_response(store.session_key, max_age))
+                )
+                with override_settings(PROLOGUE_SESSIONS_COOKIE_MAX_BYTES=size):
+                    store.save()
+                with (
+                    override_settings(PROLOGUE_SESSIONS_COOKIE_MAX_BYTES=size - 1),
+                    self.assertRaises(SessionCookieTooLarge) as raised,
+                ):
+                    store.save()
+                self.assertEqual(raised.exception.size, size)
+
+    def test_guard_follows_a_changed_expire_at_browser_close(self) -> None:
+        data = {"key": secrets.token_urlsafe(3100)}  # over 4096 bytes
+        serialized = json.dumps(data, separators=(",", ":")).encode()
+        with frozen_time(T0):
+            make_cookie({"k": "v"})  # with the settings as they were
+            for at_browser_close in (True, False):
+                with override_settings(
+                    SESSION_EXPIRE_AT_BROWSER_CLOSE=at_browser_close
+                ):
+                    store = SessionStore()
+                    store.update(data)
+                    with self.assertRaises(SessionCookieTooLarge) as raised:
+                        store.save()
+                    value = _cookie_codec.encode(serialized, T0, encrypt=False)
+                    max_age = None if at_browser_close else settings.SESSION_COOKIE_AGE
+                    response = middleware_response(value, max_age)
+                self.assertEqual(
+                    raised.exception.size, len(set_cookie_header(response))
+                )
 
     def test_incompressible_session_over_4096_bytes_raises(self) -> None:
         data = {"key": secrets.token_urlsafe(3100)}  # ~4100 random characters
