@@ -153,6 +153,14 @@ class SessionStore(SessionBase):
         if key == USER_ID_KEY and self._unsaved_key is not None:
             self._fit_unsaved_key()
 
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        # Django's reads the clock even when the session has no expiry of its
+        # own, the usual case (and the middleware asks for the age too).
+        if not kwargs and not self.get("_session_expiry"):
+            age: int = self.get_session_cookie_age()
+            return age
+        return super().get_expiry_age(**kwargs)
+
     # Reading ---------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
@@ -479,12 +487,15 @@ class SessionStore(SessionBase):
             self._session_key = None
             return {}
         if isinstance(raw, list):  # RESP2 answers HGETALL with a flat list
-            raw = dict(zip(raw[::2], raw[1::2], strict=True))
+            pairs = iter(raw)
+            items: Any = zip(pairs, pairs, strict=True)
+        else:
+            items = raw.items()
         loads = self._codec.loads
         session: dict[str, Any] = {}
         stored: Fields = {}
         stored_user = None
-        for field, value in raw.items():
+        for field, value in items:
             try:
                 if field[:1] == SERIALIZED:
                     session[field[1:].decode()] = loads(value)
