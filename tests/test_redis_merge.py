@@ -177,7 +177,7 @@ def test_djangos_cache_engine_for_comparison(
     lost = len(expected) - len(stored)
     record_property("django_cache_engine_lost_updates", lost)
     with capsys.disabled():
-        print(  # shown in the test output; docs/redis_scale.md quotes it
+        print(  # shown in the test output; the README's "Redis at scale" quotes it
             f"\nDjango's cache engine: {lost} of {len(expected)} keys lost"
         )
 

@@ -302,7 +302,7 @@ def run_through_a_failover(setup: SentinelSetup) -> None:
         "before": "failover",
         "after": "failover",
     }
-    print(  # shown with -s; docs/redis_scale.md quotes it
+    print(  # shown with -s; the README's "Redis at scale" quotes it
         f"failover: {took:.1f} s, {during} requests during it, "
         f"{unavailable} unavailable"
     )
