@@ -41,7 +41,7 @@ class Settings:
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:
-        """The Redis engine's connection and behaviour options (see the README, "Redis sessions")."""
+        """The Redis engine's options (README: "Redis sessions")."""
         value = getattr(settings, "SESSION_REDIS", None)
         if value is None:
             return {}
