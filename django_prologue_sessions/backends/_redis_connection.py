@@ -422,58 +422,48 @@ def _make_sync_client(options: RedisOptions) -> redis.Redis:
 
         client: redis.Redis = get_redis_connection(options.cache_alias)
         return client
-    kwargs = _client_kwargs(options)
-    # SyncRedis retries a command; a connection attempt is made once.
-    kwargs["retry"] = Retry(NoBackoff(), 0)
-    if options.topology == "sentinel":
-        from redis.sentinel import Sentinel
+    from redis.sentinel import Sentinel
 
-        sentinel_class: Any = Sentinel
+    # SyncRedis retries a command; a connection attempt is made once.
+    built: redis.Redis = _make_client(
+        options, redis.Redis, Sentinel, Retry(NoBackoff(), 0)
+    )
+    return built
+
+
+def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
+    if options.topology == "cache_alias":
+        return _async_client_like(sync_redis().client, options)
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+    built: redis.asyncio.Redis = _make_client(
+        options, redis.asyncio.Redis, AsyncSentinel, _async_retry()
+    )
+    return built
+
+
+def _make_client(
+    options: RedisOptions, client_class: Any, sentinel_class: Any, retry: Any
+) -> Any:
+    """A client of ``client_class``, ``redis.Redis`` or ``redis.asyncio.Redis``
+    (whose constructors and ``from_url`` take the same arguments), for the
+    engine's own topologies: sentinel, url, Unix socket, host and port."""
+    kwargs = _client_kwargs(options)
+    kwargs["retry"] = retry
+    if options.topology == "sentinel":
         sentinel = sentinel_class(
             list(options.sentinel_list),
             socket_timeout=options.socket_timeout,
             socket_connect_timeout=options.socket_connect_timeout,
         )
         assert options.sentinel_master_alias is not None
-        master: redis.Redis = sentinel.master_for(
-            options.sentinel_master_alias, **kwargs
-        )
-        return master
+        return sentinel.master_for(options.sentinel_master_alias, **kwargs)
     if options.topology == "url":
         assert options.url is not None
-        return redis.Redis.from_url(options.url, **kwargs)
+        return client_class.from_url(options.url, **kwargs)
     if options.topology == "unix_domain_socket_path":
-        return redis.Redis(unix_socket_path=options.unix_domain_socket_path, **kwargs)
-    return redis.Redis(host=options.host, port=options.port, **kwargs)
-
-
-def _make_async_client(options: RedisOptions) -> redis.asyncio.Redis:
-    if options.topology == "cache_alias":
-        return _async_client_like(sync_redis().client, options)
-    kwargs = _client_kwargs(options)
-    kwargs["retry"] = _async_retry()
-    if options.topology == "sentinel":
-        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-
-        async_sentinel_class: Any = AsyncSentinel
-        sentinel = async_sentinel_class(
-            list(options.sentinel_list),
-            socket_timeout=options.socket_timeout,
-            socket_connect_timeout=options.socket_connect_timeout,
-        )
-        assert options.sentinel_master_alias is not None
-        async_master: redis.asyncio.Redis = sentinel.master_for(
-            options.sentinel_master_alias, **kwargs
-        )
-        return async_master
-    if options.topology == "url":
-        assert options.url is not None
-        return redis.asyncio.Redis.from_url(options.url, **kwargs)
-    if options.topology == "unix_domain_socket_path":
-        return redis.asyncio.Redis(
-            unix_socket_path=options.unix_domain_socket_path, **kwargs
-        )
-    return redis.asyncio.Redis(host=options.host, port=options.port, **kwargs)
+        return client_class(unix_socket_path=options.unix_domain_socket_path, **kwargs)
+    return client_class(host=options.host, port=options.port, **kwargs)
 
 
 def _cluster_kwargs(options: RedisOptions) -> dict[str, Any]:
