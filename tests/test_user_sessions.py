@@ -34,7 +34,7 @@ from django.db import models
 from django.test import Client, override_settings
 from django.test.utils import isolate_apps
 
-from django_prologue_sessions.backends import memory
+from django_prologue_sessions.backends import _session_keys, memory
 from django_prologue_sessions.backends import redis as redis_backend
 from django_prologue_sessions.user_sessions import (
     UserSession,
@@ -497,7 +497,7 @@ def assert_index_matches_entries(store: memory.MemoryStore) -> None:
 
 
 def test_the_user_id_key_is_djangos() -> None:
-    assert memory.USER_ID_KEY == SESSION_KEY
+    assert _session_keys.USER_ID_KEY == SESSION_KEY
 
 
 @override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS=2)

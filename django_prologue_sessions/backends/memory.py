@@ -22,7 +22,6 @@ never names a session that is gone.
 from __future__ import annotations
 
 import heapq
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -31,12 +30,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import (
-    VALID_KEY_CHARS,
     CreateError,
     SessionBase,
     UpdateError,
 )
 
+from django_prologue_sessions.backends._session_keys import (
+    new_session_key,
+    session_user_id,
+)
 from django_prologue_sessions.conf import app_settings
 
 if TYPE_CHECKING:
@@ -48,32 +50,10 @@ _now = time.monotonic
 # Read only to show the store's times to people, as dates (user_sessions).
 _wall_now = time.time
 
-#: The session key ``django.contrib.auth.login()`` stores the user's id under
-#: (``django.contrib.auth.SESSION_KEY``), named here so that the engine needs
-#: no auth app.
-USER_ID_KEY = "_auth_user_id"
-
 # A stored session: its serialized data, when it expires, its user's id (None
 # if nobody is logged in), when it was first saved and when last saved; times
 # are of the ``_now`` clock.
 _Entry = tuple[bytes, float, str | None, float, float]
-
-_KEY_LENGTH = 32
-_KEY_SPACE = len(VALID_KEY_CHARS) ** _KEY_LENGTH
-
-
-def new_session_key() -> str:
-    """A key like Django's: 32 characters of ``[a-z0-9]``, about 165 bits.
-
-    One draw from ``secrets``: Django's ``get_random_string()`` reads the OS
-    once per character, which made up half the cost of creating a session.
-    """
-    number = secrets.randbelow(_KEY_SPACE)
-    chars = []
-    for _ in range(_KEY_LENGTH):
-        number, digit = divmod(number, len(VALID_KEY_CHARS))
-        chars.append(VALID_KEY_CHARS[digit])
-    return "".join(chars)
 
 
 class MemoryStore:
@@ -320,9 +300,7 @@ class SessionStore(SessionBase):
         if key is None:
             self.create()
             return
-        user_id = session.get(USER_ID_KEY)
-        if user_id is not None:
-            user_id = str(user_id)  # as login() stores it; an int would do too
+        user_id = session_user_id(session)
         data = self.serializer().dumps(session)
         ttl = self.get_expiry_age()
         if must_create:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Collection, Sequence
@@ -59,6 +58,12 @@ from django_prologue_sessions.backends._redis_connection import (
     current_options,
     sync_redis,
 )
+from django_prologue_sessions.backends._session_keys import (
+    KEY_LENGTH,
+    USER_ID_KEY,
+    new_session_key,
+    session_user_id,
+)
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 
 if TYPE_CHECKING:
@@ -66,12 +71,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_prologue_sessions.redis")
 
-KEY_LENGTH = 32
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
 # The hash tag of a session: the start of its key (the Lua scripts know it too).
 TAG_LENGTH = 8
-# Where django.contrib.auth's login() keeps the user's id (its SESSION_KEY).
-USER_ID_KEY = "_auth_user_id"
 # The first byte of a field name says what it holds (see the module docstring).
 RESERVED = b"\x00"
 SERIALIZED = b"\x01"
@@ -81,13 +83,6 @@ SAVED_FIELD = RESERVED + b"s"
 USER_FIELD = RESERVED + b"u"
 # Five clashes in a row among 36**24 keys means something else is wrong.
 CREATE_ATTEMPTS = 5
-# Random bytes below 252 (7 * 36) map evenly onto the 36 key characters, the
-# others are dropped: as uniform as get_random_string(), in one C call
-# instead of 32 calls to SystemRandom.
-_KEY_CHARACTERS = bytes(
-    VALID_KEY_CHARS.encode()[byte % 36] if byte < 252 else 0 for byte in range(256)
-)
-_UNEVEN_BYTES = bytes(range(252, 256))
 _TAG_SALT = "django_prologue_sessions.backends.redis.user_tag"
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
@@ -118,18 +113,8 @@ class SessionStore(SessionBase):
         # Anything but a key this engine could have made never reaches Redis.
         return isinstance(key, str) and _is_valid_key(key) is not None
 
-    @staticmethod
-    def new_session_key(tag: str = "") -> str:
-        """``tag`` then random characters of ``[a-z0-9]``: 32 in all.
-
-        Without a tag, 32 random characters, like Django's own keys; a user's
-        session starts with ``user_tag()`` and has 24 random ones (124 bits).
-        """
-        length = KEY_LENGTH - len(tag)
-        while True:
-            key = os.urandom(48).translate(_KEY_CHARACTERS, _UNEVEN_BYTES)
-            if len(key) >= length:
-                return tag + key[:length].decode()
+    #: A new key (``tag`` then random ``[a-z0-9]``, 32 characters in all).
+    new_session_key = staticmethod(new_session_key)
 
     @staticmethod
     def redis_key(session_key: str) -> str:
@@ -231,7 +216,7 @@ class SessionStore(SessionBase):
             return self.create()
         unsaved = self._session_key == self._unsaved_key
         data = self._get_session(no_load=must_create or unsaved)  # type: ignore[attr-defined]
-        user = _user_of(data)
+        user = session_user_id(data)
         step = self._next_step(data, user, must_create or unsaved)
         if step == "create":
             return self.create()
@@ -255,7 +240,7 @@ class SessionStore(SessionBase):
             return await self.acreate()
         unsaved = self._session_key == self._unsaved_key
         data = await self._aget_session(no_load=must_create or unsaved)  # type: ignore[attr-defined]
-        user = _user_of(data)
+        user = session_user_id(data)
         step = self._next_step(data, user, must_create or unsaved)
         if step == "create":
             return await self.acreate()
@@ -287,7 +272,7 @@ class SessionStore(SessionBase):
     def cycle_key(self) -> None:
         data = self._session  # type: ignore[attr-defined]
         old_key, old_user = self._persisted_key(), self._stored_user
-        if _user_of(data) is None:
+        if session_user_id(data) is None:
             self._start_unsaved_key()
         else:
             # A logged-in session (update_session_auth_hash()): its new key
@@ -300,7 +285,7 @@ class SessionStore(SessionBase):
     async def acycle_key(self) -> None:
         data = await self._aget_session()  # type: ignore[attr-defined]
         old_key, old_user = self._persisted_key(), self._stored_user
-        if _user_of(data) is None:
+        if session_user_id(data) is None:
             self._start_unsaved_key()
         else:
             await self.acreate()
@@ -382,7 +367,7 @@ class SessionStore(SessionBase):
 
     def _new_key(self) -> str:
         """A new key: with the user's tag if the session has a user."""
-        user = _user_of(getattr(self, "_session_cache", {}))
+        user = session_user_id(getattr(self, "_session_cache", {}))
         return self.new_session_key("" if user is None else user_tag(user))
 
     def _persisted_key(self) -> str | None:
@@ -404,7 +389,7 @@ class SessionStore(SessionBase):
             return
         key = self._session_key
         assert key is not None
-        user = _user_of(self._session_cache)
+        user = session_user_id(self._session_cache)
         if user is not None and not key.startswith(user_tag(user)):
             self._session_key = self._unsaved_key = self._new_key()
 
@@ -671,12 +656,6 @@ def _tag(secret: str | bytes, user_id: str) -> str:
         number, digit = divmod(number, 36)
         characters.append(VALID_KEY_CHARS[digit])
     return "".join(characters)
-
-
-def _user_of(data: dict[str, Any]) -> str | None:
-    """The session's user id as login() stores it; an int counts as its string."""
-    user = data.get(USER_ID_KEY)
-    return None if user is None else str(user)
 
 
 def _index_head(tag: str) -> str:
