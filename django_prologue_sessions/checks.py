@@ -13,7 +13,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
-from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.conf import app_settings, is_positive_int
 
 OUR_ENGINES = "django_prologue_sessions.backends."
 
@@ -34,11 +34,7 @@ def check_settings(
 
 def _check_memory_settings() -> list[CheckMessage]:
     max_sessions = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
-    if (
-        not isinstance(max_sessions, int)
-        or isinstance(max_sessions, bool)
-        or max_sessions < 1
-    ):
+    if not is_positive_int(max_sessions):
         return [
             Error(
                 "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS must be a positive integer.",
@@ -86,7 +82,7 @@ def _check_cookie_settings() -> list[CheckMessage]:
 
     errors: list[CheckMessage] = []
     max_bytes = getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
+    if not is_positive_int(max_bytes):
         errors.append(
             Error(
                 "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES must be a positive integer.",

@@ -22,10 +22,7 @@ class Settings:
         A value that is not a positive integer counts as the default, 4096;
         system check E001 reports it.
         """
-        value = getattr(settings, "PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        return 4096
+        return _positive_int_setting("PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
 
     @property
     def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:
@@ -34,10 +31,7 @@ class Settings:
         A value that is not a positive integer counts as the default, 10_000;
         system check E010 reports it.
         """
-        value = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        return 10_000
+        return _positive_int_setting("PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:
@@ -50,6 +44,16 @@ class Settings:
                 f"SESSION_REDIS must be a dict, not {type(value).__name__}."
             )
         return dict(value)
+
+
+def is_positive_int(value: object) -> bool:
+    """A positive ``int`` (``True`` is an int to Python, not to a setting)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_int_setting(name: str, default: int) -> int:
+    value = getattr(settings, name, default)
+    return value if is_positive_int(value) else default
 
 
 app_settings = Settings()
