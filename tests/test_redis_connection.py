@@ -21,7 +21,6 @@ from django.test import override_settings
 from django_prologue_sessions.backends._redis_connection import (
     AsyncRedis,
     async_redis,
-    pack,
     sync_redis,
 )
 from django_prologue_sessions.backends.redis import SessionStore
@@ -215,13 +214,3 @@ def test_an_unusable_setting_fails_clearly_when_used() -> None:
             ImproperlyConfigured, match="redis://, rediss:// or unix://"
         ):
             session.load()
-
-
-def test_commands_are_packed_as_redis_py_packs_them() -> None:
-    connection = redis.connection.Connection()
-    for args in [
-        ("HGETALL", "session:{abc}"),
-        ("EVALSHA", "f" * 40, 1, "k", 1_209_600, b"\x00c", -5, b"", "é🔑"),
-        ("UNLINK", b"\x01\r\n$3\r\n"),
-    ]:
-        assert pack(args) == b"".join(connection.pack_command(*args))

@@ -21,12 +21,11 @@ it, so still one round trip (two on a Cluster).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -39,6 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     ConnectionError,
     NoScriptError,
+    ReadOnlyError,
     ResponseError,
     TimeoutError,
 )
@@ -47,6 +47,7 @@ from redis.retry import Retry
 from django_prologue_sessions.backends import _redis_options
 from django_prologue_sessions.backends._redis_options import RedisOptions
 from django_prologue_sessions.backends._redis_scripts import LuaScript
+from django_prologue_sessions.backends._resp import pack, read_replies
 from django_prologue_sessions.conf import app_settings
 
 logger = logging.getLogger("django_prologue_sessions.redis")
@@ -187,22 +188,42 @@ def _send(connection: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
         # send_packed_command() would reconnect to the last address it had.
         connection.connect()
     connection.send_packed_command([pack(args) for args in commands], False)
-    replies = []
-    error: ResponseError | None = None
-    for _ in commands:
-        try:
-            # The connection disconnects itself on a socket error or timeout,
-            # so it never holds a half-read reply (a Sentinel-managed one
-            # would not unless told).
-            replies.append(connection.read_response(disconnect_on_error=True))
-        except ResponseError as exc:
-            # An error reply ends that command only: the later replies are
-            # read all the same, or the next command would get them.
-            error = error or exc
-            replies.append(exc)
-    if error is not None:
-        raise error
+    try:
+        if connection.protocol == 2:
+            replies = read_replies(
+                connection._sock, len(commands), connection._parser.parse_error
+            )
+        else:
+            replies = [_read_reply(connection) for _ in commands]
+    except BaseException:
+        # Never leave a half-read reply on the connection (a Sentinel-managed
+        # one would not drop itself on a socket error unless told).
+        connection.disconnect()
+        raise
+    # An error reply ends its command only: every reply is read all the same,
+    # or the next command would get them.
+    for reply in replies:
+        if isinstance(reply, ReadOnlyError) and _talks_to_master(connection):
+            # As redis-py's Sentinel-managed connections do: the master this
+            # connection knew is a replica now; the retry asks the sentinels.
+            connection.disconnect()
+            raise ConnectionError("The previous master is now a replica")
+        if isinstance(reply, ResponseError):
+            raise reply
     return replies
+
+
+def _read_reply(connection: Any) -> Any:
+    """One reply, read by redis-py (RESP3), an error reply returned."""
+    try:
+        return connection.read_response(disconnect_on_error=True)
+    except ResponseError as exc:
+        return exc
+
+
+def _talks_to_master(connection: Any) -> bool:
+    pool = getattr(connection, "connection_pool", None)
+    return bool(getattr(pool, "is_master", False))
 
 
 def wait_command(options: RedisOptions) -> tuple[Any, ...]:
@@ -219,32 +240,6 @@ def check_replicas(acknowledged: Any, options: RedisOptions) -> None:
             options.wait_replicas,
             options.wait_timeout_ms,
         )
-
-
-def _pack(args: tuple[Any, ...]) -> bytes:
-    """A command in RESP, for the bytes, str and int arguments the engine sends.
-
-    A quarter of the cost of redis-py's general ``pack_command``.
-    """
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if type(arg) is not bytes:
-            arg = arg.encode() if isinstance(arg, str) else b"%d" % arg
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-def _fastest_pack() -> Callable[[tuple[Any, ...]], bytes]:
-    """hiredis's ``pack_command`` if installed: the same bytes, made in C."""
-    try:
-        hiredis = importlib.import_module("hiredis")
-    except ImportError:  # pragma: no cover - hiredis is optional
-        return _pack
-    packer: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
-    return packer
-
-
-pack = _fastest_pack()
 
 
 class AsyncRedis:

@@ -1,0 +1,153 @@
+"""RESP2, the protocol Redis speaks, for the engine's own connections.
+
+``pack()`` writes a command; ``read_replies()`` reads the replies to a batch
+of commands straight from the connection's socket. redis-py's pure-Python
+reader costs about 3 µs per bulk string (it reads each through a buffered
+``readline``), more than the loopback round trip itself for a session's
+``HGETALL``; this one slices the bytes received, which costs a tenth of that.
+With hiredis installed redis-py reads in C, and ``pack()`` uses hiredis too.
+
+Only the reply types of RESP2 exist here: the engine's connections speak
+RESP2 (``_redis_connection``); a connection that speaks RESP3 is read by
+redis-py's own parser.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from redis import exceptions
+
+#: The most one ``recv()`` asks for: a session's reply mostly fits in one.
+READ_SIZE = 65536
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    """A command in RESP, for the bytes, str and int arguments the engine sends.
+
+    A quarter of the cost of redis-py's general ``pack_command``.
+    """
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if type(arg) is not bytes:
+            arg = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _fastest_pack() -> Callable[[tuple[Any, ...]], bytes]:
+    """hiredis's ``pack_command`` if installed: the same bytes, made in C."""
+    try:
+        hiredis = importlib.import_module("hiredis")
+    except ImportError:  # pragma: no cover - hiredis is optional
+        return _pack
+    packer: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+    return packer
+
+
+pack = _fastest_pack()
+
+
+class ReplyReader:
+    """Reads RESP2 replies from a socket, ``recv()``-ing only when it must.
+
+    An error reply is returned as the exception redis-py would raise for it
+    (``parse_error``), so that the caller decides what it ends; a socket
+    error or timeout is raised as redis-py's ``ConnectionError`` or
+    ``TimeoutError``, with the connection left to the caller to drop.
+    """
+
+    __slots__ = ("_buffer", "_parse_error", "_position", "_socket")
+
+    def __init__(self, sock: socket.socket, parse_error: Callable[[str], Any]) -> None:
+        self._socket = sock
+        self._parse_error = parse_error
+        self._buffer = b""
+        self._position = 0
+
+    def read(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"$":
+            length = int(rest)
+            return None if length < 0 else self._take(length)
+        if kind == b"*":
+            length = int(rest)
+            if length < 0:
+                return None
+            return self._array(length)
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return self._parse_error(rest.decode(errors="replace"))
+        raise exceptions.InvalidResponse(f"Protocol error: {line[:40]!r} is no reply")
+
+    def _array(self, length: int) -> list[Any]:
+        # The common case, a session's HGETALL: bulk strings already received,
+        # sliced here in one loop rather than through read() each.
+        items: list[Any] = []
+        buffer, position = self._buffer, self._position
+        end_of_buffer = len(buffer)
+        while len(items) < length:
+            if buffer[position : position + 1] != b"$":
+                break
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                break
+            size = int(buffer[position + 1 : line_end])
+            if size < 0:
+                items.append(None)
+                position = line_end + 2
+                continue
+            start = line_end + 2
+            if start + size + 2 > end_of_buffer:
+                break
+            items.append(buffer[start : start + size])
+            position = start + size + 2
+        self._position = position
+        while len(items) < length:
+            items.append(self.read())
+        return items
+
+    def _line(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\r\n", self._position)
+            if end >= 0:
+                line = self._buffer[self._position : end]
+                self._position = end + 2
+                return line
+            self._receive()
+
+    def _take(self, length: int) -> bytes:
+        while len(self._buffer) - self._position < length + 2:
+            self._receive()
+        start = self._position
+        self._position = start + length + 2
+        return self._buffer[start : start + length]
+
+    def _receive(self) -> None:
+        try:
+            chunk = self._socket.recv(READ_SIZE)
+        except TimeoutError:  # socket.timeout
+            raise exceptions.TimeoutError("Timeout reading from socket") from None
+        except OSError as exc:
+            raise exceptions.ConnectionError(
+                f"Error while reading from socket: {exc}"
+            ) from exc
+        if not chunk:
+            raise exceptions.ConnectionError("Connection closed by server.")
+        self._buffer = self._buffer[self._position :] + chunk
+        self._position = 0
+
+
+def read_replies(
+    sock: socket.socket, count: int, parse_error: Callable[[str], Any]
+) -> list[Any]:
+    """The next ``count`` replies on ``sock``."""
+    reader = ReplyReader(sock, parse_error)
+    return [reader.read() for _ in range(count)]
