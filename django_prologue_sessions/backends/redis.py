@@ -501,8 +501,10 @@ class SessionStore(SessionBase):
         return session
 
     def _encode(self, data: dict[str, Any]) -> Fields:
-        dumps = self._codec.dumps
         raw_strings = self.serializer is JSONSerializer
+        # Django's JSONSerializer.dumps() builds a JSONEncoder per call; the
+        # same encoder, built once, writes the same bytes.
+        dumps = _json_dumps if raw_strings else self._codec.dumps
         fields: Fields = {}
         for name, value in data.items():
             field = name.encode() if type(name) is str else _json_key(name)
@@ -704,6 +706,14 @@ def _other_form(field: bytes) -> bytes | None:
         return SERIALIZED + field  # reserved fields are never written here
     key = field[1:]
     return None if key[:1] in MARKERS else key
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _json_dumps(value: Any) -> bytes:
+    """``JSONSerializer().dumps(value)``, without building an encoder each time."""
+    return _compact_json(value).encode("latin-1")
 
 
 def _json_key(name: Any) -> bytes:
