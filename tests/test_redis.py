@@ -77,9 +77,11 @@ class RedisHostPortContractTests(RedisContractTests):
         }
 
 
-class RedisResp2ContractTests(RedisContractTests):
+class RedisResp3ContractTests(RedisContractTests):
+    """RESP2 is the default; a URL asking for RESP3 is read by redis-py."""
+
     def get_engine_settings(self) -> dict[str, Any]:
-        return {"SESSION_REDIS": {"url": f"{self.redis_url}?protocol=2"}}
+        return {"SESSION_REDIS": {"url": f"{self.redis_url}?protocol=3"}}
 
 
 class RedisCustomPrefixContractTests(RedisContractTests):

@@ -119,6 +119,21 @@ def test_a_connection_killed_by_the_server_is_replaced(engine: redis.Redis) -> N
     assert SessionStore(session.session_key)["k"] == "v"
 
 
+@pytest.mark.parametrize(
+    ("query", "resp"), [("", b"resp=2"), ("?protocol=3", b"resp=3")]
+)
+def test_resp2_unless_the_url_asks_for_resp3(
+    redis_url: str, query: str, resp: bytes
+) -> None:
+    with configured({"url": redis_url + query}):
+        session = SessionStore()
+        session.update({"k": "v", "n": [1, None]})
+        session.save()
+        assert SessionStore(session.session_key).load() == {"k": "v", "n": [1, None]}
+        info = sync_redis().execute("CLIENT", "INFO")  # of the engine's connection
+    assert resp in bytes(info).split()
+
+
 def test_connection_options_reach_the_pool(redis_url: str) -> None:
     with configured(
         {"url": redis_url, "socket_timeout": 0.3, "db": 4, "password": None}
