@@ -196,6 +196,18 @@ ENGINES: tuple[Engine, ...] = (
         requires=("redis",),
         uses_redis=True,
     ),
+    # The same round trips behind SessionMiddleware, by a session engine that
+    # does nothing else (bench/floor_engine.py): the least any engine costs.
+    Engine(
+        "floor-middleware",
+        "floor: SessionMiddleware + raw round trips",
+        "floor",
+        ours=False,
+        module="bench.floor_engine",
+        settings=_no_settings,
+        requires=("redis",),
+        uses_redis=True,
+    ),
 )
 
 BY_NAME = {engine.name: engine for engine in ENGINES}

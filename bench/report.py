@@ -316,7 +316,10 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         f"({latency['floor_trips_source']}) in a request with no middleware, "
         "each a command written to a plain socket and its reply read back (no "
         "client library, the session's JSON made once), and sets a cookie "
-        "where a session engine would.",
+        "where a session engine would. The floor through SessionMiddleware "
+        "makes the same round trips from a session engine that does nothing "
+        "else (`bench/floor_engine.py`): what Django's session handling adds, "
+        "and the least any session engine can cost.",
     ]
 
     lines += ["", "## Ours against the fastest peer", ""]

@@ -94,7 +94,7 @@ class Worker:
         self.cookie_name = settings.SESSION_COOKIE_NAME
         self.engine = get_engine(engine_name)
         self.app = get_wsgi_application()
-        self.prefix = "/floor/" if self.engine.family == "floor" else "/"
+        self.prefix = "/" if self.engine.module else "/floor/"  # the bare floor
         self.redis: Any = None
         if self.engine.uses_redis:
             import redis
@@ -122,7 +122,7 @@ class Worker:
         self.reset()
         if scenario == "create":
             return None
-        if self.engine.family == "floor":
+        if not self.engine.module:  # the bare floor
             from bench.urls import PAYLOAD
 
             self.redis.set("bench:floor:fixture", PAYLOAD)
@@ -199,7 +199,7 @@ class Worker:
         }
 
     def cookie_bytes(self) -> int | None:
-        if self.engine.family == "floor":
+        if not self.engine.module:
             return None
         self.reset()
         cookie = request(self.app, self.path("create"), None, self.cookie_name)

@@ -20,10 +20,11 @@ ALLOWED_HOSTS = ["testserver"]
 USE_TZ = True
 
 INSTALLED_APPS = ["django.contrib.sessions", "django_prologue_sessions"]
+# The bare floor (no engine module) runs no middleware at all.
 MIDDLEWARE = (
-    []
-    if BENCH_ENGINE.family == "floor"
-    else ["django.contrib.sessions.middleware.SessionMiddleware"]
+    ["django.contrib.sessions.middleware.SessionMiddleware"]
+    if BENCH_ENGINE.module
+    else []
 )
 ROOT_URLCONF = "bench.urls"
 DATABASES: dict[str, dict[str, str]] = {}
