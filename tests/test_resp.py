@@ -135,6 +135,19 @@ def test_replies_split_anywhere_are_read_whole() -> None:
     assert str(replies[2]) == "no"  # as redis-py words it
 
 
+def test_values_that_look_like_replies_are_read_whole() -> None:
+    # Received at once: the one-split reading of an array must not take a
+    # CRLF inside a value, or a length line inside one, for the real thing.
+    values = [b"ab\r\n$2\r\ncd", b"$2", b"\r\n", b"", b"x" * 600, b"$-1"]
+    data = b"*%d\r\n" % len(values) + b"".join(
+        b"$%d\r\n%b\r\n" % (len(value), value) for value in values
+    )
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(data + b"*2\r\n$1\r\na\r\n$1\r\nb\r\n")
+        assert read_replies(ours, 2, parse_error) == [values, [b"a", b"b"]]
+
+
 def test_a_closed_connection_is_a_connection_error() -> None:
     ours, theirs = socket.socketpair()
     with ours:

@@ -25,8 +25,10 @@ from redis import exceptions
 READ_SIZE = 65536
 
 
-# The length line of each short argument, made once.
-_LENGTH_LINES = [b"$%d\r\n" % length for length in range(512)]
+# The length line of each short string, made once (bare: without its CRLF).
+_SHORT = 512
+_LENGTH_LINES_BARE = [b"$%d" % length for length in range(_SHORT)]
+_LENGTH_LINES = [line + b"\r\n" for line in _LENGTH_LINES_BARE]
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:
@@ -41,7 +43,7 @@ def _pack(args: tuple[Any, ...]) -> bytes:
             arg = arg.encode() if isinstance(arg, str) else b"%d" % arg
         length = len(arg)
         parts += (
-            length_lines[length] if length < 512 else b"$%d\r\n" % length,
+            length_lines[length] if length < _SHORT else b"$%d\r\n" % length,
             arg,
             b"\r\n",
         )
@@ -98,31 +100,31 @@ class ReplyReader:
         raise exceptions.InvalidResponse(f"Protocol error: {line[:40]!r} is no reply")
 
     def _array(self, length: int) -> list[Any]:
-        # The common case, a session's HGETALL: bulk strings already received,
-        # sliced here in one loop rather than through read() each.
-        items: list[Any] = []
-        buffer, position = self._buffer, self._position
-        end_of_buffer = len(buffer)
-        while len(items) < length:
-            if buffer[position : position + 1] != b"$":
-                break
-            line_end = buffer.find(b"\r\n", position)
-            if line_end < 0:
-                break
-            size = int(buffer[position + 1 : line_end])
-            if size < 0:
-                items.append(None)
-                position = line_end + 2
-                continue
-            start = line_end + 2
-            if start + size + 2 > end_of_buffer:
-                break
-            items.append(buffer[start : start + size])
-            position = start + size + 2
-        self._position = position
-        while len(items) < length:
-            items.append(self.read())
+        items = self._received_bulk_strings(length)
+        if items is None:
+            items = [self.read() for _ in range(length)]
         return items
+
+    def _received_bulk_strings(self, length: int) -> list[bytes] | None:
+        """An array of ``length`` bulk strings, if all of it is in the buffer.
+
+        The common case, a session's HGETALL, in one split: each length line
+        is checked against the size of the piece after it, so a value holding
+        CRLF, a nil or a reply not yet received sends the caller to
+        ``read()``, which reads item by item.
+        """
+        position = self._position
+        parts = self._buffer[position:].split(b"\r\n", 2 * length)
+        if len(parts) <= 2 * length:
+            return None
+        length_lines = _LENGTH_LINES_BARE
+        values = parts[1 : 2 * length : 2]
+        for line, value in zip(parts[0 : 2 * length : 2], values, strict=True):
+            size = len(value)
+            if size >= _SHORT or length_lines[size] != line:
+                return None
+        self._buffer, self._position = parts[-1], 0
+        return values
 
     def _line(self) -> bytes:
         while True:
