@@ -18,9 +18,23 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from django_prologue_sessions.backends._resp import pack, read_replies
+from django_prologue_sessions.backends import _resp
+from django_prologue_sessions.backends._resp import ReadReplies, pack
 
 parse_error = _RESP2Parser.parse_error
+
+# Every reader the engine can use here: hiredis's too where it is installed
+# (CI runs the suite once without it and once with it, in tox).
+READERS: list[ReadReplies] = [_resp.python_read_replies]
+if _resp._HiredisReader is not None:
+    READERS.append(_resp.hiredis_read_replies)
+
+
+@pytest.fixture(params=READERS, ids=lambda reader: reader.__name__)
+def read_replies(request: pytest.FixtureRequest) -> ReadReplies:
+    reader: ReadReplies = request.param
+    return reader
+
 
 # Replies of every RESP2 type, of the shapes the engine meets and some more:
 # empty and missing hashes, values holding CRLF and "$", a hash too big for
@@ -66,18 +80,23 @@ def comparable(reply: Any) -> Any:
     return reply
 
 
-def test_commands_are_packed_as_redis_py_packs_them() -> None:
+@pytest.mark.parametrize(
+    "packer", [_resp._pack] if pack is _resp._pack else [_resp._pack, pack]
+)
+def test_commands_are_packed_as_redis_py_packs_them(packer: Any) -> None:
     connection = redis.connection.Connection()
     for args in [
         ("HGETALL", "session:{abc}"),
         ("EVALSHA", "f" * 40, 1, "k", 1_209_600, b"\x00c", -5, b"", "é🔑"),
         ("UNLINK", b"\x01\r\n$3\r\n"),
     ]:
-        assert pack(args) == b"".join(connection.pack_command(*args))
+        assert packer(args) == b"".join(connection.pack_command(*args))
 
 
 def test_replies_are_read_as_redis_py_reads_them(
-    connection: redis.connection.Connection, redis_client: redis.Redis
+    connection: redis.connection.Connection,
+    redis_client: redis.Redis,
+    read_replies: ReadReplies,
 ) -> None:
     connection.send_packed_command([pack(args) for args in COMMANDS])
     ours = read_replies(connection._sock, len(COMMANDS), parse_error)  # type: ignore[arg-type]
@@ -123,7 +142,7 @@ class Trickle:
         return chunk
 
 
-def test_replies_split_anywhere_are_read_whole() -> None:
+def test_replies_split_anywhere_are_read_whole(read_replies: ReadReplies) -> None:
     data = (
         b"*4\r\n$2\r\nab\r\n$-1\r\n:12\r\n*2\r\n$0\r\n\r\n+OK\r\n"
         b"$5\r\nx\r\ny!\r\n"
@@ -135,7 +154,9 @@ def test_replies_split_anywhere_are_read_whole() -> None:
     assert str(replies[2]) == "no"  # as redis-py words it
 
 
-def test_values_that_look_like_replies_are_read_whole() -> None:
+def test_values_that_look_like_replies_are_read_whole(
+    read_replies: ReadReplies,
+) -> None:
     # Received at once: the one-split reading of an array must not take a
     # CRLF inside a value, or a length line inside one, for the real thing.
     values = [b"ab\r\n$2\r\ncd", b"$2", b"\r\n", b"", b"x" * 600, b"$-1"]
@@ -148,7 +169,7 @@ def test_values_that_look_like_replies_are_read_whole() -> None:
         assert read_replies(ours, 2, parse_error) == [values, [b"a", b"b"]]
 
 
-def test_a_closed_connection_is_a_connection_error() -> None:
+def test_a_closed_connection_is_a_connection_error(read_replies: ReadReplies) -> None:
     ours, theirs = socket.socketpair()
     with ours:
         theirs.sendall(b"*2\r\n$1\r\na\r\n")  # one of two items, then gone
@@ -157,7 +178,7 @@ def test_a_closed_connection_is_a_connection_error() -> None:
             read_replies(ours, 1, parse_error)
 
 
-def test_a_silent_server_is_a_timeout() -> None:
+def test_a_silent_server_is_a_timeout(read_replies: ReadReplies) -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         ours.settimeout(0.05)
@@ -165,6 +186,6 @@ def test_a_silent_server_is_a_timeout() -> None:
             read_replies(ours, 1, parse_error)
 
 
-def test_a_reply_of_no_known_type_is_refused() -> None:
+def test_a_reply_of_no_known_type_is_refused(read_replies: ReadReplies) -> None:
     with pytest.raises(InvalidResponse):
-        read_replies(Trickle(b"%1\r\n"), 1, parse_error)  # type: ignore[arg-type]
+        read_replies(Trickle(b"@nonsense\r\n"), 1, parse_error)  # type: ignore[arg-type]

@@ -5,7 +5,9 @@ of commands straight from the connection's socket. redis-py's pure-Python
 reader costs about 3 µs per bulk string (it reads each through a buffered
 ``readline``), more than the loopback round trip itself for a session's
 ``HGETALL``; this one slices the bytes received, which costs a tenth of that.
-With hiredis installed redis-py reads in C, and ``pack()`` uses hiredis too.
+With hiredis installed, both are hiredis's, in C: ``hiredis.pack_command``
+and ``hiredis.Reader``, fed from the socket here as redis-py's own hiredis
+parser feeds it.
 
 Only the reply types of RESP2 exist here: the engine's connections speak
 RESP2 (``_redis_connection``); a connection that speaks RESP3 is read by
@@ -54,7 +56,7 @@ def _fastest_pack() -> Callable[[tuple[Any, ...]], bytes]:
     """hiredis's ``pack_command`` if installed: the same bytes, made in C."""
     try:
         hiredis = importlib.import_module("hiredis")
-    except ImportError:  # pragma: no cover - hiredis is optional
+    except ImportError:
         return _pack
     packer: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
     return packer
@@ -143,23 +145,71 @@ class ReplyReader:
         return self._buffer[start : start + length]
 
     def _receive(self) -> None:
-        try:
-            chunk = self._socket.recv(READ_SIZE)
-        except TimeoutError:  # socket.timeout
-            raise exceptions.TimeoutError("Timeout reading from socket") from None
-        except OSError as exc:
-            raise exceptions.ConnectionError(
-                f"Error while reading from socket: {exc}"
-            ) from exc
-        if not chunk:
-            raise exceptions.ConnectionError("Connection closed by server.")
+        chunk = receive(self._socket)
         self._buffer = self._buffer[self._position :] + chunk
         self._position = 0
 
 
-def read_replies(
+def receive(sock: socket.socket) -> bytes:
+    """What ``sock`` has; redis-py's exceptions for a timeout or a lost socket."""
+    try:
+        chunk = sock.recv(READ_SIZE)
+    except TimeoutError:  # socket.timeout
+        raise exceptions.TimeoutError("Timeout reading from socket") from None
+    except OSError as exc:
+        raise exceptions.ConnectionError(
+            f"Error while reading from socket: {exc}"
+        ) from exc
+    if not chunk:
+        raise exceptions.ConnectionError("Connection closed by server.")
+    return chunk
+
+
+def python_read_replies(
     sock: socket.socket, count: int, parse_error: Callable[[str], Any]
 ) -> list[Any]:
-    """The next ``count`` replies on ``sock``."""
+    """The next ``count`` replies on ``sock``, read by ``ReplyReader``."""
     reader = ReplyReader(sock, parse_error)
     return [reader.read() for _ in range(count)]
+
+
+class _ErrorReply(Exception):
+    """What hiredis makes of an error reply, before ``parse_error`` names it."""
+
+
+def _hiredis_reader_class() -> Any:
+    try:
+        return importlib.import_module("hiredis").Reader
+    except ImportError:
+        return None
+
+
+_HiredisReader = _hiredis_reader_class()
+
+
+def hiredis_read_replies(
+    sock: socket.socket, count: int, parse_error: Callable[[str], Any]
+) -> list[Any]:
+    """The next ``count`` replies on ``sock``, read by ``hiredis.Reader``."""
+    reader = _HiredisReader(
+        protocolError=exceptions.InvalidResponse, replyError=_ErrorReply
+    )
+    replies: list[Any] = []
+    while len(replies) < count:
+        reply = reader.gets()
+        if reply is False:  # RESP2 has no false: more is to be received
+            reader.feed(receive(sock))
+        elif isinstance(reply, _ErrorReply):
+            replies.append(parse_error(str(reply)))
+        else:
+            replies.append(reply)
+    return replies
+
+
+ReadReplies = Callable[[socket.socket, int, Callable[[str], Any]], list[Any]]
+
+#: The next ``count`` replies on a socket: ``read_replies(sock, count,
+#: parse_error)``, by hiredis if it is installed.
+read_replies: ReadReplies = (
+    python_read_replies if _HiredisReader is None else hiredis_read_replies
+)
