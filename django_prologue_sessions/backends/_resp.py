@@ -2,9 +2,10 @@
 
 ``pack()`` writes a command; ``read_replies()`` reads the replies to a batch
 of commands straight from the connection's socket. redis-py's pure-Python
-reader costs about 3 µs per bulk string (it reads each through a buffered
-``readline``), more than the loopback round trip itself for a session's
-``HGETALL``; this one slices the bytes received, which costs a tenth of that.
+reader reads each bulk string through a buffered ``readline()``; this one
+takes an array that has been received in one ``split()``, checked against
+its length lines. An ``HGETALL`` of a typical session, round trip included:
+78 µs with redis-py's reader, 57 µs with this one, a ``PING`` being 45.
 With hiredis installed, both are hiredis's, in C: ``hiredis.pack_command``
 and ``hiredis.Reader``, fed from the socket here as redis-py's own hiredis
 parser feeds it.
