@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,34 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
         )
 
 
+def _scenario_cells(
+    result: dict[str, Any],
+    cell: Callable[[dict[str, Any]], str],
+    scenarios: Sequence[str] = SCENARIOS,
+) -> list[str]:
+    """``cell`` of each scenario an engine ran, in order; NONE for the others."""
+    cells = []
+    for scenario in scenarios:
+        data = result["scenarios"].get(scenario)
+        cells.append(cell(data) if data else NONE)
+    return cells
+
+
+def _trips_cell(data: dict[str, Any]) -> str:
+    """Round trips, and the commands in brackets where they differ."""
+    trips, commands = data.get("round_trips"), data.get("commands")
+    if trips is None:
+        return NONE
+    if commands is not None and commands != trips:
+        return f"{trips:g} ({commands:g})"
+    return f"{trips:g}"
+
+
+def _server_cell(data: dict[str, Any]) -> str:
+    server = data.get("server")
+    return _server_work(server) if server else NONE
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |"]
     lines.append(
@@ -219,13 +247,10 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         "time. Lower is better; ours in bold.",
         "",
     ]
-    rows = []
-    for name, result in engines.items():
-        cells = [_label(name)]
-        for scenario in SCENARIOS:
-            data = result["scenarios"].get(scenario)
-            cells.append(_us(data["us_median"]) if data else NONE)
-        rows.append(cells)
+    rows = [
+        [_label(name), *_scenario_cells(result, lambda data: _us(data["us_median"]))]
+        for name, result in engines.items()
+    ]
     lines += _table(["engine", *SCENARIOS], rows)
     spreads = [
         (max(data["us"]) - min(data["us"])) / data["us_median"]
@@ -247,13 +272,13 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         "the wait for the server.",
         "",
     ]
-    rows = []
-    for name, result in engines.items():
-        cells = [_label(name)]
-        for scenario in SCENARIOS:
-            data = result["scenarios"].get(scenario)
-            cells.append(_us(data.get("cpu_us_median")) if data else NONE)
-        rows.append(cells)
+    rows = [
+        [
+            _label(name),
+            *_scenario_cells(result, lambda data: _us(data.get("cpu_us_median"))),
+        ]
+        for name, result in engines.items()
+    ]
     lines += _table(["engine", *(f"{s} CPU" for s in SCENARIOS)], rows)
 
     lines += [
@@ -269,16 +294,7 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for name, result in engines.items():
-        cells = [_label(name)]
-        for scenario in SCENARIOS:
-            data = result["scenarios"].get(scenario, {})
-            trips, commands = data.get("round_trips"), data.get("commands")
-            if trips is None:
-                cells.append(NONE)
-            elif commands is not None and commands != trips:
-                cells.append(f"{trips:g} ({commands:g})")
-            else:
-                cells.append(f"{trips:g}")
+        cells = [_label(name), *_scenario_cells(result, _trips_cell)]
         cookie = result.get("cookie_bytes")
         cells.append(NONE if cookie is None else str(cookie))
         memory = result.get("redis_bytes")
@@ -303,10 +319,10 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for name, result in engines.items():
-        cells = [_label(name)]
-        for scenario in SCENARIOS[:3]:
-            server = result["scenarios"].get(scenario, {}).get("server")
-            cells.append(_server_work(server) if server else NONE)
+        cells = [
+            _label(name),
+            *_scenario_cells(result, _server_cell, SCENARIOS[:3]),
+        ]
         if any(cell != NONE for cell in cells[1:]):
             rows.append(cells)
     lines += _table(["engine", *SCENARIOS[:3]], rows)
