@@ -297,21 +297,15 @@ def machine(redis_url: str) -> dict[str, Any]:
 
 def engines_commit() -> str:
     """The commit the engines were measured at, ``+changes`` if edited since."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changes = subprocess.run(
-            ["git", "status", "--porcelain", "django_prologue_sessions"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        changes = git("status", "--porcelain", "django_prologue_sessions")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+changes" if changes else "")
