@@ -26,7 +26,7 @@ parse_error = _RESP2Parser.parse_error
 # Every reader the engine can use here: hiredis's too where it is installed
 # (CI runs the suite once without it and once with it, in tox).
 READERS: list[ReadReplies] = [_resp.python_read_replies]
-if _resp._HiredisReader is not None:
+if _resp._hiredis is not None:
     READERS.append(_resp.hiredis_read_replies)
 
 

@@ -24,6 +24,17 @@ from typing import Any
 
 from redis import exceptions
 
+
+def _import_hiredis() -> Any:
+    """hiredis if it is installed: it packs and reads in C (optional)."""
+    try:
+        return importlib.import_module("hiredis")
+    except ImportError:
+        return None
+
+
+_hiredis = _import_hiredis()
+
 #: The most one ``recv()`` asks for: a session's reply mostly fits in one.
 READ_SIZE = 65536
 
@@ -53,17 +64,10 @@ def _pack(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _fastest_pack() -> Callable[[tuple[Any, ...]], bytes]:
-    """hiredis's ``pack_command`` if installed: the same bytes, made in C."""
-    try:
-        hiredis = importlib.import_module("hiredis")
-    except ImportError:
-        return _pack
-    packer: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
-    return packer
-
-
-pack = _fastest_pack()
+#: hiredis's ``pack_command`` if installed: the same bytes, made in C.
+pack: Callable[[tuple[Any, ...]], bytes] = (
+    _pack if _hiredis is None else _hiredis.pack_command
+)
 
 
 class ReplyReader:
@@ -178,21 +182,11 @@ class _ErrorReply(Exception):
     """What hiredis makes of an error reply, before ``parse_error`` names it."""
 
 
-def _hiredis_reader_class() -> Any:
-    try:
-        return importlib.import_module("hiredis").Reader
-    except ImportError:
-        return None
-
-
-_HiredisReader = _hiredis_reader_class()
-
-
 def hiredis_read_replies(
     sock: socket.socket, count: int, parse_error: Callable[[str], Any]
 ) -> list[Any]:
     """The next ``count`` replies on ``sock``, read by ``hiredis.Reader``."""
-    reader = _HiredisReader(
+    reader = _hiredis.Reader(
         protocolError=exceptions.InvalidResponse, replyError=_ErrorReply
     )
     replies: list[Any] = []
@@ -212,5 +206,5 @@ ReadReplies = Callable[[socket.socket, int, Callable[[str], Any]], list[Any]]
 #: The next ``count`` replies on a socket: ``read_replies(sock, count,
 #: parse_error)``, by hiredis if it is installed.
 read_replies: ReadReplies = (
-    python_read_replies if _HiredisReader is None else hiredis_read_replies
+    python_read_replies if _hiredis is None else hiredis_read_replies
 )
