@@ -6,10 +6,23 @@
 # flash.py reads no setting at import time, so this is safe before
 # settings are configured.
 from django_prologue_sessions.flash import (
+    aflash,
+    aget_flashed,
+    apeek_flashed,
+    apop_flashed,
     flash,
     get_flashed,
     peek_flashed,
     pop_flashed,
 )
 
-__all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed"]
+__all__ = [
+    "aflash",
+    "aget_flashed",
+    "apeek_flashed",
+    "apop_flashed",
+    "flash",
+    "get_flashed",
+    "peek_flashed",
+    "pop_flashed",
+]

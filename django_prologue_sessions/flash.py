@@ -5,6 +5,11 @@ whatever ``MESSAGE_STORAGE`` is). ``flash()`` adds to it like
 ``messages.add_message()`` does, and the readers here take out only the
 messages of the levels asked for; the rest stay stored, in order, for a
 later call or a later request.
+
+Each function has an async twin (``aflash()``, ``aget_flashed()`` ...) for
+async views: it first loads the session through the engine's async methods
+when the message storage keeps messages there, so that the storage then
+reads and writes it in memory, with no session I/O on the event loop.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from django.contrib.messages import constants
 from django.contrib.messages.storage.base import BaseStorage, Message
+from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.messages.utils import get_level_tags
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
@@ -21,7 +27,17 @@ from django.http import HttpRequest
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-__all__ = ["flash", "get_flashed", "peek_flashed", "pop_flashed", "resolve_level"]
+__all__ = [
+    "aflash",
+    "aget_flashed",
+    "apeek_flashed",
+    "apop_flashed",
+    "flash",
+    "get_flashed",
+    "peek_flashed",
+    "pop_flashed",
+    "resolve_level",
+]
 
 Level = int | str
 """A message level: one of ``messages.constants`` (any integer) or its name."""
@@ -65,11 +81,43 @@ def pop_flashed(request: HttpRequest, level: Levels = None) -> Message | None:
 
 def peek_flashed(request: HttpRequest, level: Levels = None) -> list[Message]:
     """Return the messages ``get_flashed()`` would, without consuming any."""
-    storage = cast(_StorageLists, _storage(request))
-    matches = _matcher(level)
-    return [
-        m for m in [*storage._loaded_messages, *storage._queued_messages] if matches(m)
-    ]
+    return _peek(_storage(request), _matcher(level))
+
+
+async def aflash(
+    request: HttpRequest,
+    message: _StrOrPromise,
+    level: Level = constants.INFO,
+    extra_tags: str = "",
+) -> None:
+    """``flash()`` for async views."""
+    storage = _storage(request)
+    storage.add(resolve_level(level), cast(str, message), extra_tags)
+    # Adding is in memory; the session is needed when the response stores
+    # the messages, which a dropped message (empty, below MESSAGE_LEVEL)
+    # does not make happen.
+    if cast(_StorageLists, storage).added_new:
+        await _aload_session(request, storage)
+
+
+async def aget_flashed(request: HttpRequest, level: Levels = None) -> list[Message]:
+    """``get_flashed()`` for async views."""
+    return _take(*await _aloaded(request, level))
+
+
+async def apop_flashed(request: HttpRequest, level: Levels = None) -> Message | None:
+    """``pop_flashed()`` for async views."""
+    taken = _take(*await _aloaded(request, level), limit=1)
+    return taken[0] if taken else None
+
+
+async def apeek_flashed(request: HttpRequest, level: Levels = None) -> list[Message]:
+    """``peek_flashed()`` for async views.
+
+    Awaited before rendering, it also leaves the messages loaded, so that
+    the template tags and ``{% for message in messages %}`` need no I/O.
+    """
+    return _peek(*await _aloaded(request, level))
 
 
 def resolve_level(level: Level) -> int:
@@ -129,6 +177,25 @@ def _storage(request: HttpRequest) -> BaseStorage:
     return cast(BaseStorage, storage)
 
 
+async def _aloaded(
+    request: HttpRequest, level: Levels
+) -> tuple[BaseStorage, Callable[[Message], bool]]:
+    """The storage, with its session loaded, and the matcher of ``level``."""
+    storage, matches = _storage(request), _matcher(level)
+    await _aload_session(request, storage)
+    return storage, matches
+
+
+async def _aload_session(request: HttpRequest, storage: BaseStorage) -> None:
+    # The storage reads and writes request.session synchronously: where it
+    # keeps messages there (the session storage, or the fallback storage's
+    # overflow), load the session first through the engine's aload(). Any
+    # async read loads it whole; an already loaded session costs nothing.
+    storages = [storage, *getattr(storage, "storages", ())]
+    if any(isinstance(each, SessionStorage) for each in storages):
+        await request.session.akeys()
+
+
 def _take(
     storage: BaseStorage, matches: Callable[[Message], bool], limit: int | None = None
 ) -> list[Message]:
@@ -149,6 +216,11 @@ def _take(
         # stores just the queued messages, which are the unread ones.)
         lists.added_new = True
     return taken
+
+
+def _peek(storage: BaseStorage, matches: Callable[[Message], bool]) -> list[Message]:
+    lists = cast(_StorageLists, storage)
+    return [m for m in [*lists._loaded_messages, *lists._queued_messages] if matches(m)]
 
 
 def _matcher(level: Levels) -> Callable[[Message], bool]:

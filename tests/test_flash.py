@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.messages import constants
 from django.contrib.messages.middleware import MessageMiddleware
@@ -22,7 +23,7 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
-from django.test import Client, RequestFactory
+from django.test import AsyncClient, Client, RequestFactory
 from hypothesis import given
 from hypothesis import settings as settings_for_hypothesis
 from hypothesis import strategies as st
@@ -92,10 +93,51 @@ def session_engine(request: pytest.FixtureRequest, settings: SettingsWrapper) ->
     return engine.module
 
 
-@pytest.fixture
-def stack(message_storage: str, session_engine: str, client: Client) -> Client:
-    """A test client over one message storage and one session engine."""
-    return client
+class AsyncStack:
+    """The test client's ``get`` and ``post``, through the async handler.
+
+    Each request goes through Django's ``AsyncClient``, so the middleware run
+    in async mode (ours: ``django_prologue_sessions.middleware``), and to the
+    async twin of the view (``flash/async/...``), which calls the async flash
+    functions.
+    """
+
+    def __init__(self) -> None:
+        self.client = AsyncClient()
+
+    @staticmethod
+    def _async_twin(url: str) -> str:
+        view = url.removeprefix("/flash/")
+        assert view.startswith(("add/", "get/", "peek/", "pop/", "template/")), url
+        return f"/flash/async/{view}"
+
+    def get(self, url: str, data: Any = None) -> HttpResponse:
+        return async_to_sync(self.client.get)(self._async_twin(url), data)
+
+    def post(self, url: str, data: Any = None) -> HttpResponse:
+        return async_to_sync(self.client.post)(self._async_twin(url), data)
+
+
+@pytest.fixture(params=["sync", "async"])
+def stack(
+    request: pytest.FixtureRequest,
+    message_storage: str,
+    session_engine: str,
+    client: Client,
+    settings: SettingsWrapper,
+) -> Client | AsyncStack:
+    """A test client over one message storage and one session engine.
+
+    ``sync``: Django's middleware and the sync views and functions; ``async``:
+    our middleware, the async views and the async functions.
+    """
+    if request.param == "sync":
+        return client
+    settings.MIDDLEWARE = [
+        "django_prologue_sessions.middleware.SessionMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    ]
+    return AsyncStack()
 
 
 def post(client: Client, *pairs: tuple[str, str], **data: str) -> HttpResponse:
@@ -486,6 +528,10 @@ def test_api_is_importable_from_the_package_in_a_fresh_interpreter() -> None:
         "import django_prologue_sessions as root\n"
         "from django_prologue_sessions import flash, get_flashed, peek_flashed\n"
         "from django_prologue_sessions import pop_flashed\n"
+        "from django_prologue_sessions import aflash, aget_flashed\n"
+        "from django_prologue_sessions import apeek_flashed, apop_flashed\n"
+        "from django_prologue_sessions.flash import aflash as api_aflash\n"
+        "assert aflash is api_aflash\n"
         "from django_prologue_sessions.flash import flash as api_flash\n"
         "from django_prologue_sessions.flash import get_flashed as api_get\n"
         "assert callable(flash) and flash is api_flash and root.flash is flash\n"
