@@ -13,11 +13,17 @@ your own)::
 Templates then call ``get_flashed("error")``, ``peek_flashed()`` and
 ``pop_flashed("warning")`` with the arguments of the Python functions, less
 the request, which they take from the template context.
+
+In an async environment (``enable_async=True``, rendered with
+``render_async()``), the same calls go through the async flash functions, so
+the session is loaded through the engine's async methods: the templates do
+not change.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from django.contrib.messages.storage.base import Message
 from django.core.exceptions import ImproperlyConfigured
@@ -31,6 +37,9 @@ from jinja2.runtime import Context
 # ``from ... import`` form: the package's attribute ``flash`` is the
 # function, which shadows the module for ``import ... as``.
 from django_prologue_sessions.flash import Levels
+from django_prologue_sessions.flash import aget_flashed as api_aget_flashed
+from django_prologue_sessions.flash import apeek_flashed as api_apeek_flashed
+from django_prologue_sessions.flash import apop_flashed as api_apop_flashed
 from django_prologue_sessions.flash import get_flashed as api_get_flashed
 from django_prologue_sessions.flash import peek_flashed as api_peek_flashed
 from django_prologue_sessions.flash import pop_flashed as api_pop_flashed
@@ -65,18 +74,42 @@ class JinjaMessage(Message):
 
 
 @pass_context
-def get_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
+def get_flashed(
+    context: Context, level: Levels = None
+) -> list[JinjaMessage] | Awaitable[list[JinjaMessage]]:
+    if context.environment.is_async:
+        return _then(api_aget_flashed(_request(context), level), _for_jinja)
     return _for_jinja(api_get_flashed(_request(context), level))
 
 
 @pass_context
-def peek_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
+def peek_flashed(
+    context: Context, level: Levels = None
+) -> list[JinjaMessage] | Awaitable[list[JinjaMessage]]:
+    if context.environment.is_async:
+        return _then(api_apeek_flashed(_request(context), level), _for_jinja)
     return _for_jinja(api_peek_flashed(_request(context), level))
 
 
 @pass_context
-def pop_flashed(context: Context, level: Levels = None) -> JinjaMessage | None:
-    message = api_pop_flashed(_request(context), level)
+def pop_flashed(
+    context: Context, level: Levels = None
+) -> JinjaMessage | Awaitable[JinjaMessage | None] | None:
+    if context.environment.is_async:
+        return _then(api_apop_flashed(_request(context), level), _one_for_jinja)
+    return _one_for_jinja(api_pop_flashed(_request(context), level))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def _then(pending: Awaitable[T], convert: Callable[[T], R]) -> R:
+    # An async environment awaits what a call returns.
+    return convert(await pending)
+
+
+def _one_for_jinja(message: Message | None) -> JinjaMessage | None:
     return _for_jinja([message])[0] if message else None
 
 

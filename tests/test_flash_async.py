@@ -33,6 +33,7 @@ from django_prologue_sessions import (
     peek_flashed,
     pop_flashed,
 )
+from django_prologue_sessions.jinja2 import environment as jinja2_environment
 from django_prologue_sessions.middleware import SessionMiddleware
 from tests.test_flash import STORAGES, next_request, texts
 
@@ -229,3 +230,25 @@ def test_without_the_message_framework_the_error_is_the_sync_twins(
         with pytest.raises(expected.type) as raised:
             on_the_loop(lambda: twin(request, *arguments))  # noqa: B023
         assert str(raised.value) == str(expected.value)
+
+
+@pytest.mark.usefixtures("guarded")
+def test_jinja2_in_an_async_environment_reads_through_the_async_functions() -> None:
+    source = (
+        '{% for m in get_flashed("error") %}[{{ m.tags }}:{{ m }}]{% endfor %}'
+        '|{{ pop_flashed("info") }}|{{ peek_flashed()|length }}'
+    )
+    stored = [("info", "<i>i</i>"), ("error", "e1"), ("warning", "w"), ("error", "e2")]
+    template = jinja2_environment(enable_async=True, autoescape=True).from_string(
+        source
+    )
+    request = stored_request(*stored)
+    assert on_the_loop(lambda: template.render_async(request=request)) == (
+        "[error:e1][error:e2]|&lt;i&gt;i&lt;/i&gt;|1"
+    )
+    assert texts(get_flashed(next_request(request))) == ["w"]
+    # The same template in a sync environment reads the session with load().
+    sync_template = jinja2_environment(autoescape=True).from_string(source)
+    unloaded = stored_request(*stored)
+    with pytest.raises(SynchronousOnlyOperation):
+        sync_on_the_loop(lambda: sync_template.render(request=unloaded))
