@@ -101,6 +101,9 @@ class Client:
 class Server:
     """The example project on ``engine``, under a WSGI server on loopback."""
 
+    #: A URL that answers 200 once the server serves.
+    probe_path = "/bench/visits/"
+
     def __init__(
         self,
         engine: Engine,
@@ -149,6 +152,9 @@ class Server:
                 "bench.wsgiref_server",
                 f"127.0.0.1:{port}",
             ]
+        self.start(command, env)
+
+    def start(self, command: list[str], env: dict[str, str]) -> None:
         # A file, not a pipe: a chatty server must never block on a full pipe.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
@@ -160,13 +166,13 @@ class Server:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"The WSGI server exited with {self.process.returncode}:\n"
+                    f"The server exited with {self.process.returncode}:\n"
                     f"{self.log_text()}"
                 )
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 try:
-                    conn.request("GET", "/bench/visits/")
+                    conn.request("GET", self.probe_path)
                     if conn.getresponse().status == 200:
                         return
                 finally:
@@ -175,8 +181,7 @@ class Server:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"The WSGI server did not answer on port {self.port}:\n"
-                    f"{self.log_text()}"
+                    f"The server did not answer on port {self.port}:\n{self.log_text()}"
                 )
             time.sleep(0.1)
 

@@ -1,0 +1,404 @@
+"""Async end to end: three set-ups side by side under one ASGI server.
+
+``python -m bench.asgi`` (or ``python -m bench --only asgi``) serves, each in a
+uvicorn process of its own on loopback (one worker, one event loop), the same
+async view, which adds one to a visit counter in the session
+(``bench/asgi_urls.py``), with:
+
+- ``prologue``: our ``SessionMiddleware`` and our Redis engine;
+- ``django-middleware``: Django's ``SessionMiddleware`` and our Redis engine;
+- ``django-cache``: Django's ``SessionMiddleware`` and Django's cache engine
+  on django-redis.
+
+Concurrent clients, each a visitor with a session of its own on a keep-alive
+connection (``bench/load.py``), load the servers in turns, a burst each. Each
+server counts, for the whole process (``bench/asgi_app.py``), its CPU time,
+its thread hops (``sync_to_async`` calls, by function) and the threads it
+started; read before and after each burst, they give CPU, hops and threads
+per request, which a busy machine disturbs much less than requests per
+second. Afterwards each client reads its counter, which must equal its visits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import load
+
+ROOT = Path(__file__).resolve().parent.parent
+OUR_MIDDLEWARE = "django_prologue_sessions.middleware.SessionMiddleware"
+DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    label: str
+    middleware: str
+    #: An engine of ``bench/engines.py``.
+    engine: str
+
+
+SETUPS = (
+    Setup(
+        "prologue",
+        "our middleware + our Redis engine",
+        OUR_MIDDLEWARE,
+        "prologue-redis",
+    ),
+    Setup(
+        "django-middleware",
+        "Django's middleware + our Redis engine",
+        DJANGO_MIDDLEWARE,
+        "prologue-redis",
+    ),
+    Setup(
+        "django-cache",
+        "Django's middleware + Django's cache engine on django-redis",
+        DJANGO_MIDDLEWARE,
+        "django-cache-django-redis",
+    ),
+)
+BY_NAME = {setup.name: setup for setup in SETUPS}
+
+FULL = {"clients": 16, "requests": 6000, "seconds": 60.0, "bursts": 6, "warmup": 5}
+QUICK = {"clients": 2, "requests": 40, "seconds": 10.0, "bursts": 2, "warmup": 2}
+
+
+def get_setup(name: str) -> Setup:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise SystemExit(
+            f"Unknown ASGI set-up {name!r}; the set-ups are: {', '.join(BY_NAME)}"
+        ) from None
+
+
+class AsgiServer(load.Server):
+    """``bench/asgi_app.py`` under uvicorn on loopback, one worker.
+
+    ``environment`` names the settings (``DJANGO_SETTINGS_MODULE``) and
+    whatever they read; ``dev_mode`` runs it with ``PYTHONDEVMODE=1``.
+    """
+
+    kind = "uvicorn"
+    probe_path = "/_stats/"
+
+    def __init__(
+        self, port: int, environment: dict[str, str], *, dev_mode: bool = False
+    ) -> None:
+        self.port = port
+        env = {
+            **os.environ,
+            **environment,
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+        if dev_mode:
+            env["PYTHONDEVMODE"] = "1"
+        self.start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.asgi_app:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "asyncio",
+                "--http",
+                "h11",
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+        )
+
+    def output(self, since: int = 0) -> str:
+        """What the server wrote (stderr) from offset ``since`` on."""
+        # The server writes through the same file offset: reading to the end
+        # leaves it at the end.
+        self.log.seek(since)
+        return self.log.read().decode(errors="replace")
+
+    def output_end(self) -> int:
+        """The offset of the end of the output so far, for ``output()``."""
+        return self.log.seek(0, os.SEEK_END)
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counts so far (``bench/asgi_app.py``)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/_stats/")
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"/_stats/ answered {response.status}: {body!r}")
+            stats: dict[str, Any] = json.loads(body)
+            return stats
+        finally:
+            conn.close()
+
+
+def _difference(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    by_function = {
+        name: count - before["hops_by_function"].get(name, 0)
+        for name, count in after["hops_by_function"].items()
+    }
+    return {
+        "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
+        "hops": after["hops"] - before["hops"],
+        "hops_by_function": {k: v for k, v in by_function.items() if v},
+        "threads_started": after["threads_started"] - before["threads_started"],
+        "requests": after["requests"] - before["requests"],
+    }
+
+
+def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for key in ("cpu_seconds", "hops", "threads_started", "requests"):
+        total[key] = total.get(key, 0) + part[key]
+    functions = total.setdefault("hops_by_function", {})
+    for name, count in part["hops_by_function"].items():
+        functions[name] = functions.get(name, 0) + count
+
+
+def run(
+    redis_url: str,
+    *,
+    setups: tuple[Setup, ...] = SETUPS,
+    clients: int,
+    requests: int,
+    seconds: float,
+    bursts: int,
+    warmup: int,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Load each set-up; the numbers of each, and the parameters.
+
+    The Redis database of ``redis_url`` is flushed before and after.
+    """
+    import redis
+
+    from tests.redis_server import free_port
+
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    servers: dict[str, AsgiServer] = {}
+    failed: dict[str, str] = {}
+    teams: dict[str, list[load.Client]] = {}
+    elapsed: dict[str, float] = {}
+    counted: dict[str, dict[str, Any]] = {}
+    try:
+        for setup in setups:
+            servers[setup.name] = AsgiServer(
+                free_port(),
+                {
+                    "DJANGO_SETTINGS_MODULE": "bench.asgi_settings",
+                    "BENCH_ASGI_SETUP": setup.name,
+                    "BENCH_REDIS_URL": redis_url,
+                },
+            )
+        for name, server in list(servers.items()):
+            try:
+                server.wait_until_serving()
+            except RuntimeError as exc:
+                failed[name] = str(exc)
+                servers.pop(name).stop()
+                continue
+            teams[name] = [load.Client(server.port) for _ in range(clients)]
+            # Warm-up, not counted: imports, connections, the sessions made.
+            load.burst(teams[name], warmup * clients, seconds)
+            elapsed[name] = 0.0
+            counted[name] = {}
+        names = list(teams)
+        for index, share in enumerate(load.shares(requests, bursts)):
+            turn = index % len(names) if names else 0
+            for name in names[turn:] + names[:turn]:
+                before = servers[name].stats()
+                elapsed[name] += load.burst(teams[name], share, seconds / bursts)
+                _add(counted[name], _difference(servers[name].stats(), before))
+            log(f"  ASGI burst {index + 1}/{bursts}")
+        for team in teams.values():
+            for client in team:
+                client.read_counter()
+    finally:
+        logs = {name: server.stop() for name, server in servers.items()}
+        store.flushdb()
+        store.close()
+    runs = []
+    for setup in setups:
+        if setup.name in failed:
+            runs.append({"setup": setup.name, "failed": failed[setup.name]})
+            continue
+        team = teams[setup.name]
+        total = counted[setup.name]
+        handled = total["requests"] or 1
+        answered = sum(client.ok for client in team)
+        took = elapsed[setup.name]
+        runs.append(
+            {
+                "setup": setup.name,
+                "label": setup.label,
+                "requests": total["requests"],
+                "errors": sum(client.errors for client in team),
+                "error_samples": [e for c in team for e in c.error_samples][:5],
+                "lost_updates": sum(
+                    max(0, client.ok - client.counter)
+                    for client in team
+                    if client.counter is not None
+                ),
+                "counters_unread": sum(client.counter is None for client in team),
+                "seconds": round(took, 3),
+                "requests_per_second": round(answered / took, 1) if took else 0.0,
+                "cpu_us_per_request": round(total["cpu_seconds"] / handled * 1e6, 1),
+                "hops_per_request": round(total["hops"] / handled, 3),
+                "threads_per_request": round(total["threads_started"] / handled, 3),
+                "hops_by_function": {
+                    name: round(count / handled, 3)
+                    for name, count in sorted(total["hops_by_function"].items())
+                },
+                "server_log": logs.get(setup.name, "")[-2000:],
+            }
+        )
+    return {
+        "runs": runs,
+        "params": {
+            "clients": clients,
+            "requests": requests,
+            "seconds": seconds,
+            "bursts": bursts,
+            "warmup": warmup,
+        },
+        "server": _server_version(),
+    }
+
+
+def _server_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"uvicorn {version('uvicorn')}"
+    except PackageNotFoundError:
+        return "uvicorn (not installed)"
+
+
+def ratios(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """How many times our set-up beats each other one, in req/s and CPU/request."""
+    runs = {run["setup"]: run for run in results["runs"] if "failed" not in run}
+    ours = runs.get("prologue")
+    if not ours:
+        return {}
+    return {
+        name: {
+            "requests_per_second": round(
+                ours["requests_per_second"] / run["requests_per_second"], 2
+            ),
+            "cpu_per_request": round(
+                run["cpu_us_per_request"] / ours["cpu_us_per_request"], 2
+            ),
+        }
+        for name, run in runs.items()
+        if name != "prologue"
+        and run["requests_per_second"]
+        and ours["cpu_us_per_request"]
+    }
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    """The section of ``results.md`` (``bench/report.py``), as lines."""
+    params = results["params"]
+    lines = [
+        "## Async end to end, under ASGI",
+        "",
+        f"The same async view (it adds one to a counter in the session) under "
+        f"{results['server']} on loopback, one worker, {params['clients']} "
+        f"concurrent clients on keep-alive connections, at most "
+        f"{params['requests']} requests per set-up within {params['seconds']:g} "
+        "s, the set-ups taking turns. CPU is the server process's (user + "
+        "system) per request; hops are `sync_to_async` calls, threads the "
+        "threads it started (`bench/thread_hops.py`).",
+        "",
+        "| set-up | requests | errors | lost updates | req/s | CPU µs/request "
+        "| hops/request | threads/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in results["runs"]:
+        if "failed" in run:
+            lines.append(f"| {run['setup']} | failed | | | | | | |")
+            continue
+        lines.append(
+            f"| {run['label']} | {run['requests']} | {run['errors']} "
+            f"| {run['lost_updates']} | {run['requests_per_second']:.0f} "
+            f"| {run['cpu_us_per_request']:.0f} | {run['hops_per_request']:g} "
+            f"| {run['threads_per_request']:g} |"
+        )
+    lines += ["", "Thread hops per request, by the function run in the thread:", ""]
+    for run in results["runs"]:
+        if "failed" not in run:
+            hops = ", ".join(
+                f"`{name.rpartition('.')[0].rpartition('.')[2]}."
+                f"{name.rpartition('.')[2]}` {count:g}"
+                for name, count in run["hops_by_function"].items()
+            )
+            lines.append(f"- {run['label']}: {hops or 'none'}")
+    for name, ratio in ratios(results).items():
+        lines += [
+            "",
+            f"Ours against {BY_NAME[name].label}: "
+            f"{ratio['requests_per_second']:g}x the requests per second, "
+            f"{ratio['cpu_per_request']:g}x less CPU per request.",
+        ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.asgi", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny counts")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="a server whose database may be flushed (default: $REDIS_URL, "
+        "else a private server)",
+    )
+    parser.add_argument("--json", default="", help="also write the results here")
+    for key, value in FULL.items():
+        parser.add_argument(f"--{key}", type=type(value))
+    args = parser.parse_args(argv)
+    params: dict[str, Any] = dict(QUICK if args.quick else FULL)
+    for key in FULL:
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+
+    from bench.__main__ import start_redis
+
+    redis_url, server = start_redis(args.redis_url)
+    try:
+        results = run(
+            redis_url, **params, log=lambda line: print(line, file=sys.stderr)
+        )
+    finally:
+        if server is not None:
+            server.cleanup()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    print("\n".join(markdown(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
