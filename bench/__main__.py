@@ -7,7 +7,10 @@ Runs, back to back against one real Redis server:
    scenarios; the workers take turns, a sample each, so that a slow moment of
    the machine spreads over all of them;
 2. the load mode: the example project under gunicorn on loopback, loaded by
-   concurrent clients, for each Redis engine (``bench/load.py``).
+   concurrent clients, for each Redis engine (``bench/load.py``);
+3. the ASGI mode: an async view under uvicorn with our middleware and Redis
+   engine, Django's middleware on our engine, and Django's cache engine on
+   django-redis (``bench/asgi.py``).
 
 Writes ``results.json``, ``results.md`` and ``results.png`` to ``--out``
 (``bench/`` by default). The Redis database it uses is flushed: by default a
@@ -30,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import load, report
+from bench import asgi, load, report
 from bench.engines import ENGINES, SCENARIOS, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,7 +333,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny counts: checks that it runs"
     )
     parser.add_argument(
-        "--only", choices=("latency", "load"), help="run one mode; keep the other's"
+        "--only",
+        choices=("latency", "load", "asgi"),
+        help="run one mode; keep the others'",
     )
     parser.add_argument(
         "--engines", default="", help="comma-separated engine names (default: all)"
@@ -395,16 +400,21 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(redis_url),
             "commit": engines_commit(),
         }
-        if args.only != "load":
+        if args.only in (None, "latency"):
             log(f"Latency: {len(engines)} engines, {params['samples']} samples")
             results["latency"] = run_latency(engines, redis_url, params)
             results["latency"]["missing"] = missing
-        if args.only != "latency":
+        if args.only in (None, "load"):
             load_server = args.server or "auto"
             if load_server == "auto":
                 load_server = "gunicorn" if _has("gunicorn") else "wsgiref"
             redis_engines = [e for e in engines if e.family == "redis"]
             results["load"] = run_load(redis_engines, redis_url, params, load_server)
+        if args.only in (None, "asgi"):
+            log("ASGI: our middleware against Django's, under uvicorn")
+            results["asgi"] = asgi.run(
+                redis_url, **(asgi.QUICK if args.quick else asgi.FULL), log=log
+            )
         results["run"]["seconds"] = round(time.monotonic() - started, 1)
         results["run"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         previous.write_text(json.dumps(results, indent=1) + "\n")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import asgi
 from bench.engines import BY_NAME, SCENARIOS
 
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -570,6 +571,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "load" in results:
         lines += [""]
         lines += _load_section(results)
+    if "asgi" in results:
+        lines += [""]
+        lines += asgi.markdown(results["asgi"])
     return "\n".join(lines) + "\n"
 
 

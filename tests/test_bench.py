@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import report
+from bench import asgi, report
 from bench.engines import ENGINES, SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +123,31 @@ def test_the_load_test_loses_nothing(quick_run: tuple[dict[str, Any], Path]) -> 
         assert run["lost_updates"] == 0, name
         assert run["counters_unread"] == 0, name
         assert run["requests"] == params["load_requests"], name
+
+
+@pytest.mark.redis
+def test_the_asgi_setups_lose_nothing_and_ours_hops_only_for_django(
+    quick_run: tuple[dict[str, Any], Path],
+) -> None:
+    results = quick_run[0]["asgi"]
+    runs = {run["setup"]: run for run in results["runs"]}
+    assert sorted(runs) == sorted(setup.name for setup in asgi.SETUPS)
+    session_hops = {
+        "django.contrib.sessions.middleware.SessionMiddleware.process_request",
+        "django.contrib.sessions.middleware.SessionMiddleware.process_response",
+    }
+    for name, run in runs.items():
+        assert "failed" not in run, run
+        assert run["errors"] == 0, run
+        assert run["lost_updates"] == 0, name
+        assert run["counters_unread"] == 0, name
+        assert run["requests"] == results["params"]["requests"], name
+        assert run["cpu_us_per_request"] > 0, name
+        # Django's middleware hops twice a request; ours never.
+        hops = session_hops & set(run["hops_by_function"])
+        assert hops == (set() if name == "prologue" else session_hops), name
+    report_text = (quick_run[1] / "results.md").read_text()
+    assert "## Async end to end, under ASGI" in report_text
 
 
 @pytest.mark.redis
