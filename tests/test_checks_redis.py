@@ -232,7 +232,7 @@ class RedisChecksTests(SimpleTestCase):
                 self.assert_only("django_prologue_sessions.E032", value)
 
     def test_cluster_and_wait_options_are_parsed(self) -> None:
-        from django_prologue_sessions.backends._redis_options import parse
+        from django_prologue_sessions.backends.redis.options import parse
 
         options = parse(
             {
