@@ -110,6 +110,26 @@ class RedisChecksTests(SimpleTestCase):
             CACHES=DJANGO_REDIS_CACHES,
         )
 
+    def test_e022_names_the_keys_that_were_written(self) -> None:
+        for value, named in (
+            ({"url": "redis://x", "port": 6379}, "'url' and 'port'"),
+            ({"url": "redis://x", "host": "h", "port": 1}, "'url' and 'host'/'port'"),
+            (
+                {"sentinel_master_alias": "m", "unix_domain_socket_path": "/s"},
+                "'unix_domain_socket_path' and 'sentinel_master_alias'",
+            ),
+        ):
+            with (
+                self.subTest(value=value),
+                override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=value),
+            ):
+                (error,) = _check_redis_settings()
+                self.assertEqual(error.id, "django_prologue_sessions.E022")
+                self.assertEqual(
+                    error.msg,
+                    f"SESSION_REDIS names more than one way to reach Redis: {named}.",
+                )
+
     def test_connection_options_beside_cache_alias_are_e023(self) -> None:
         self.assert_only(
             "django_prologue_sessions.E023",

@@ -259,17 +259,19 @@ def _unknown_keys(options: Mapping[Any, Any]) -> list[Problem]:
 def _topology_problems(
     options: Mapping[Any, Any], caches: Mapping[str, Any]
 ) -> list[Problem]:
-    ways = [
-        name
+    # Each way by the keys the user wrote: {"url": ..., "port": ...} is
+    # "'url' and 'port'", not the names of the ways.
+    written = {
+        name: [key for key in keys if key in options]
         for name, keys in TOPOLOGY_KEYS.items()
-        if any(key in options for key in keys)
-    ]
+    }
+    ways = [name for name, keys in written.items() if keys]
     if len(ways) > 1:
         return [
             Problem(
                 22,
                 "SESSION_REDIS names more than one way to reach Redis: "
-                + " and ".join(repr(way) for way in ways)
+                + " and ".join("/".join(map(repr, written[way])) for way in ways)
                 + ".",
                 "Keep one of url, host (with port), unix_domain_socket_path, "
                 "sentinel_list (with sentinel_master_alias), cache_alias or "
