@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 # The one line that names the option parser's module.
-from django_prologue_sessions.backends import _redis_options as redis_options
+from django_prologue_sessions.backends.redis import options as redis_options
 
 SETTINGS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
