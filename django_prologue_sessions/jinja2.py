@@ -26,13 +26,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from django.contrib.messages.storage.base import Message
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
+
+from django_prologue_sessions._template_request import request_from_context
 
 # ``from ... import`` form: the package's attribute ``flash`` is the
 # function, which shadows the module for ``import ... as``.
@@ -77,27 +77,30 @@ class JinjaMessage(Message):
 def get_flashed(
     context: Context, level: Levels = None
 ) -> list[JinjaMessage] | Awaitable[list[JinjaMessage]]:
+    request = request_from_context(context)
     if context.environment.is_async:
-        return _then(api_aget_flashed(_request(context), level), _for_jinja)
-    return _for_jinja(api_get_flashed(_request(context), level))
+        return _then(api_aget_flashed(request, level), _for_jinja)
+    return _for_jinja(api_get_flashed(request, level))
 
 
 @pass_context
 def peek_flashed(
     context: Context, level: Levels = None
 ) -> list[JinjaMessage] | Awaitable[list[JinjaMessage]]:
+    request = request_from_context(context)
     if context.environment.is_async:
-        return _then(api_apeek_flashed(_request(context), level), _for_jinja)
-    return _for_jinja(api_peek_flashed(_request(context), level))
+        return _then(api_apeek_flashed(request, level), _for_jinja)
+    return _for_jinja(api_peek_flashed(request, level))
 
 
 @pass_context
 def pop_flashed(
     context: Context, level: Levels = None
 ) -> JinjaMessage | Awaitable[JinjaMessage | None] | None:
+    request = request_from_context(context)
     if context.environment.is_async:
-        return _then(api_apop_flashed(_request(context), level), _one_for_jinja)
-    return _one_for_jinja(api_pop_flashed(_request(context), level))
+        return _then(api_apop_flashed(request, level), _one_for_jinja)
+    return _one_for_jinja(api_pop_flashed(request, level))
 
 
 T = TypeVar("T")
@@ -115,13 +118,3 @@ def _one_for_jinja(message: Message | None) -> JinjaMessage | None:
 
 def _for_jinja(messages: list[Message]) -> list[JinjaMessage]:
     return [JinjaMessage(m.level, m.message, m.extra_tags) for m in messages]
-
-
-def _request(context: Context) -> HttpRequest:
-    request = context.get("request")
-    if not isinstance(request, HttpRequest):
-        raise ImproperlyConfigured(
-            "The Jinja2 flash functions need the request in the template "
-            "context: render the template with render(request, ...)."
-        )
-    return request
