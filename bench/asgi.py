@@ -349,17 +349,15 @@ def markdown(results: dict[str, Any]) -> list[str]:
     for run in results["runs"]:
         if "failed" not in run:
             hops = ", ".join(
-                f"`{name.rpartition('.')[0].rpartition('.')[2]}."
-                f"{name.rpartition('.')[2]}` {count:g}"
-                for name, count in run["hops_by_function"].items()
+                f"`{name}` {count:g}" for name, count in run["hops_by_function"].items()
             )
             lines.append(f"- {run['label']}: {hops or 'none'}")
     for name, ratio in ratios(results).items():
         lines += [
             "",
             f"Ours against {BY_NAME[name].label}: "
-            f"{ratio['requests_per_second']:g}x the requests per second, "
-            f"{ratio['cpu_per_request']:g}x less CPU per request.",
+            f"{ratio['requests_per_second']:g}x its requests per second; it "
+            f"spends {ratio['cpu_per_request']:g}x our CPU per request.",
         ]
     return lines
 
