@@ -218,9 +218,10 @@ def run(
                 failed[name] = str(exc)
                 servers.pop(name).stop()
                 continue
+            # Warm-up by clients of its own, not counted: imports, connections.
+            warm_up = [load.Client(server.port) for _ in range(clients)]
+            load.burst(warm_up, warmup * clients, seconds)
             teams[name] = [load.Client(server.port) for _ in range(clients)]
-            # Warm-up, not counted: imports, connections, the sessions made.
-            load.burst(teams[name], warmup * clients, seconds)
             elapsed[name] = 0.0
             counted[name] = {}
         names = list(teams)
@@ -243,26 +244,14 @@ def run(
         if setup.name in failed:
             runs.append({"setup": setup.name, "failed": failed[setup.name]})
             continue
-        team = teams[setup.name]
         total = counted[setup.name]
+        # Per request the server handled (the clients' errors included).
         handled = total["requests"] or 1
-        answered = sum(client.ok for client in team)
-        took = elapsed[setup.name]
         runs.append(
             {
                 "setup": setup.name,
                 "label": setup.label,
-                "requests": total["requests"],
-                "errors": sum(client.errors for client in team),
-                "error_samples": [e for c in team for e in c.error_samples][:5],
-                "lost_updates": sum(
-                    max(0, client.ok - client.counter)
-                    for client in team
-                    if client.counter is not None
-                ),
-                "counters_unread": sum(client.counter is None for client in team),
-                "seconds": round(took, 3),
-                "requests_per_second": round(answered / took, 1) if took else 0.0,
+                **load.outcome(teams[setup.name], elapsed[setup.name]),
                 "cpu_us_per_request": round(total["cpu_seconds"] / handled * 1e6, 1),
                 "hops_per_request": round(total["hops"] / handled, 3),
                 "threads_per_request": round(total["threads_started"] / handled, 3),
@@ -331,17 +320,18 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "system) per request; hops are `sync_to_async` calls, threads the "
         "threads it started (`bench/thread_hops.py`).",
         "",
-        "| set-up | requests | errors | lost updates | req/s | CPU µs/request "
-        "| hops/request | threads/request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| set-up | requests | errors | lost updates | req/s | p50 ms | p99 ms "
+        "| CPU µs/request | hops/request | threads/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in results["runs"]:
         if "failed" in run:
-            lines.append(f"| {run['setup']} | failed | | | | | | |")
+            lines.append(f"| {run['setup']} | failed | | | | | | | | |")
             continue
         lines.append(
             f"| {run['label']} | {run['requests']} | {run['errors']} "
             f"| {run['lost_updates']} | {run['requests_per_second']:.0f} "
+            f"| {run['p50_ms']} | {run['p99_ms']} "
             f"| {run['cpu_us_per_request']:.0f} | {run['hops_per_request']:g} "
             f"| {run['threads_per_request']:g} |"
         )

@@ -291,31 +291,36 @@ def run_load(
                 {"engine": engine.name, "server": kind, "failed": failed[engine.name]}
             )
             continue
-        team = teams[engine.name]
-        answered = sum(client.ok for client in team)
-        took = elapsed[engine.name]
-        latencies = sorted(t for client in team for t in client.latencies)
         runs.append(
             {
                 "engine": engine.name,
                 "server": kind,
                 "clients": clients,
-                "requests": answered,
-                "errors": sum(client.errors for client in team),
-                "error_samples": [e for c in team for e in c.error_samples][:5],
-                "lost_updates": sum(
-                    max(0, client.ok - client.counter)
-                    for client in team
-                    if client.counter is not None
-                ),
-                "counters_unread": sum(client.counter is None for client in team),
-                "seconds": round(took, 3),
-                "requests_per_second": round(answered / took, 1) if took else 0.0,
-                "p50_ms": (
-                    round(statistics.median(latencies) * 1000, 2) if latencies else None
-                ),
-                "p99_ms": _percentile(latencies, 0.99),
+                **outcome(teams[engine.name], elapsed[engine.name]),
                 "server_log": logs.get(engine.name, "")[-2000:],
             }
         )
     return runs
+
+
+def outcome(team: list[Client], took: float) -> dict[str, Any]:
+    """What a team of clients saw in ``took`` seconds of bursts."""
+    answered = sum(client.ok for client in team)
+    latencies = sorted(t for client in team for t in client.latencies)
+    return {
+        "requests": answered,
+        "errors": sum(client.errors for client in team),
+        "error_samples": [e for c in team for e in c.error_samples][:5],
+        "lost_updates": sum(
+            max(0, client.ok - client.counter)
+            for client in team
+            if client.counter is not None
+        ),
+        "counters_unread": sum(client.counter is None for client in team),
+        "seconds": round(took, 3),
+        "requests_per_second": round(answered / took, 1) if took else 0.0,
+        "p50_ms": (
+            round(statistics.median(latencies) * 1000, 2) if latencies else None
+        ),
+        "p99_ms": _percentile(latencies, 0.99),
+    }
