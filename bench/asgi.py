@@ -68,7 +68,7 @@ SETUPS = (
 )
 BY_NAME = {setup.name: setup for setup in SETUPS}
 
-FULL = {"clients": 16, "requests": 6000, "seconds": 60.0, "bursts": 6, "warmup": 5}
+FULL = {"clients": 16, "requests": 6000, "seconds": 90.0, "bursts": 20, "warmup": 5}
 QUICK = {"clients": 2, "requests": 40, "seconds": 10.0, "bursts": 2, "warmup": 2}
 
 
