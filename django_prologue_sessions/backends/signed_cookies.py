@@ -15,7 +15,6 @@ to read its cookies) that also:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from datetime import datetime
@@ -24,10 +23,10 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.signals import setting_changed
-from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 
 from django_prologue_sessions.backends import _cookie_codec
+from django_prologue_sessions.backends.base import SessionStoreBase
 from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.exceptions import SessionCookieTooLarge
 
@@ -35,8 +34,6 @@ logger = logging.getLogger("django.security.SuspiciousSession")
 
 # "; expires=Thu, 01 Jan 1970 00:00:00 GMT": http_date() is always 29 chars.
 _EXPIRES_SIZE = len("; expires=") + 29
-# What JSONSerializer.dumps() does, without making an encoder per call.
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 # The methods that decide the cookie's expiry attributes.
 _EXPIRY_METHODS = (
     "get_expiry_age",
@@ -94,7 +91,7 @@ def _reset_cookie_settings(*, setting: str, **kwargs: Any) -> None:
         _cookie_settings.cache_clear()
 
 
-class SessionStore(SessionBase):
+class SessionStore(SessionStoreBase):
     # Provided by SessionBase, missing from django-stubs.
     _session: dict[str, Any]
     _session_cache: dict[str, Any]
@@ -114,10 +111,7 @@ class SessionStore(SessionBase):
             return {}
         try:
             data, signed_at = _cookie_codec.decode(self.session_key)
-            if self.serializer is JSONSerializer:
-                session = json.loads(data.decode("latin-1"))
-            else:
-                session = self.serializer().loads(data)
+            session = self.serializer_class().loads(data)
             if not isinstance(session, dict):
                 raise ValueError("The session is not a dict.")
             if not self._expired(session.get("_session_expiry"), signed_at):
@@ -146,10 +140,7 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         config = _cookie_settings()
         session = self._session
-        if self.serializer is JSONSerializer:
-            data = _JSON_ENCODER.encode(session).encode("latin-1")
-        else:
-            data = self.serializer().dumps(session)
+        data = self.serializer_class().dumps(session)
         value = _cookie_codec.encode(data, int(time.time()), encrypt=config.encrypt)
         size = (
             len(value)
