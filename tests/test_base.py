@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pickle import loads as imported_loads
 from typing import Any
+from unittest import mock
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import CreateError
+from django.contrib.sessions.backends.base import CreateError, SessionBase
 from django.core import signing
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
@@ -318,3 +319,62 @@ class DateTests(SimpleTestCase):
         date = date_from_timestamp(1_750_000_000.5)
         self.assertEqual(date, datetime(2025, 6, 15, 15, 6, 40, 500000, tzinfo=UTC))
         self.assertIs(date.tzinfo, UTC)
+
+
+class ExpiryMethodTests(SimpleTestCase):
+    """The expiry methods answer as SessionBase's, from settings read once."""
+
+    stores = (CookieStore, MemoryStore)
+    now = datetime(2025, 6, 15, tzinfo=UTC)
+
+    def test_same_answers_as_sessionbase(self) -> None:
+        expiries: list[Any] = [
+            None,
+            0,
+            60,
+            timedelta(hours=2),
+            self.now + timedelta(days=3),
+        ]
+        for store_class in self.stores:
+            for expiry in expiries:
+                with (
+                    self.subTest(store_class.__module__, expiry=expiry),
+                    mock.patch("django.utils.timezone.now", return_value=self.now),
+                ):
+                    store = store_class()
+                    store["k"] = "v"
+                    if expiry is not None:
+                        store.set_expiry(expiry)
+                    for method in (
+                        "get_session_cookie_age",
+                        "get_expiry_age",
+                        "get_expire_at_browser_close",
+                    ):
+                        self.assertEqual(
+                            getattr(store, method)(),
+                            getattr(SessionBase, method)(store),
+                            method,
+                        )
+                    self.assertEqual(
+                        store.get_expiry_age(expiry=30, modification=self.now), 30
+                    )
+
+    def test_settings_are_followed_when_changed(self) -> None:
+        for store_class in self.stores:
+            with self.subTest(store_class.__module__):
+                store = store_class()
+                self.assertEqual(store.get_expiry_age(), settings.SESSION_COOKIE_AGE)
+                with override_settings(
+                    SESSION_COOKIE_AGE=5, SESSION_EXPIRE_AT_BROWSER_CLOSE=True
+                ):
+                    self.assertEqual(store.get_expiry_age(), 5)
+                    self.assertIs(store.get_expire_at_browser_close(), True)
+                self.assertEqual(store.get_expiry_age(), settings.SESSION_COOKIE_AGE)
+                self.assertIs(store.get_expire_at_browser_close(), False)
+
+    def test_no_clock_read_without_an_expiry_of_its_own(self) -> None:
+        store = MemoryStore()
+        with mock.patch(
+            "django.utils.timezone.now", side_effect=AssertionError("clock read")
+        ):
+            self.assertEqual(store.get_expiry_age(), settings.SESSION_COOKIE_AGE)

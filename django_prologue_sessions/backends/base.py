@@ -4,7 +4,9 @@
   a ``SESSION_SERIALIZER`` that unpickles, when the store is built, so before
   any cookie or stored payload is decoded: a forged or tampered payload must
   never reach ``pickle.loads``, and WSGI servers run no system checks. It also
-  picks the serializer the engine uses (``serializer_class``).
+  picks the serializer the engine uses (``serializer_class``), and answers the
+  expiry questions ``SessionMiddleware`` asks on every save without reading a
+  setting or the clock each time.
 - ``ServerSessionBase``: for engines that keep sessions on the server (memory,
   Redis): ``create()`` and ``acreate()`` with a bounded number of attempts.
 - ``FastJSONSerializer`` and ``compact_json``: Django's JSON, byte for byte,
@@ -20,11 +22,14 @@ import json
 import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from django_prologue_sessions.backends._session_keys import new_session_key
 
@@ -36,6 +41,7 @@ __all__ = [
     "compact_json",
     "date_from_timestamp",
     "refuse_unpickling",
+    "session_settings",
     "unpickling_reason",
 ]
 
@@ -166,12 +172,41 @@ def refuse_unpickling(serializer: Any) -> type[Any]:
     return result
 
 
+class SessionSettings(NamedTuple):
+    cookie_age: int
+    expire_at_browser_close: bool
+
+
+@functools.cache
+def session_settings() -> SessionSettings:
+    """The session settings every save reads, read once.
+
+    A setting read costs about as much as the rest of an expiry method; the
+    cache is emptied whenever a setting changes (``override_settings``), as
+    Django does for its password hashers.
+    """
+    return SessionSettings(
+        cookie_age=settings.SESSION_COOKIE_AGE,
+        expire_at_browser_close=settings.SESSION_EXPIRE_AT_BROWSER_CLOSE,
+    )
+
+
+@receiver(setting_changed)
+def _reset_session_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("SESSION_"):
+        session_settings.cache_clear()
+
+
 class SessionStoreBase(SessionBase):
     """The base of every ``SessionStore`` of this package.
 
     Building a store refuses a ``SESSION_SERIALIZER`` that unpickles
     (``ImproperlyConfigured``), once per serializer class: no request of an
     engine of this package decodes anything with it.
+
+    The expiry methods give ``SessionBase``'s answers, from settings read once
+    (``session_settings()``), and with no clock read for a session without an
+    expiry of its own, the usual case. A subclass may still override them.
     """
 
     #: The class that serializes the session: ``self.serializer``, or the
@@ -181,6 +216,21 @@ class SessionStoreBase(SessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self.serializer_class = refuse_unpickling(self.serializer)
+
+    def get_session_cookie_age(self) -> int:
+        return session_settings().cookie_age
+
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        if not kwargs and not self.get("_session_expiry"):
+            return self.get_session_cookie_age()
+        age: int = super().get_expiry_age(**kwargs)
+        return age
+
+    def get_expire_at_browser_close(self) -> bool:
+        expiry = self.get("_session_expiry")
+        if expiry is None:
+            return session_settings().expire_at_browser_close
+        return bool(expiry == 0)
 
 
 class ServerSessionBase(SessionStoreBase):

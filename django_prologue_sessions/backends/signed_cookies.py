@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -105,14 +104,15 @@ class SessionStore(SessionStoreBase):
     # Provided by SessionBase, missing from django-stubs.
     _session: dict[str, Any]
     _session_cache: dict[str, Any]
-    # Whether the expiry methods are SessionBase's, so that save() may size
+    # Whether the expiry methods are SessionStoreBase's, so that save() may size
     # the expiry attributes from the session and cached settings alone.
     _stock_expiry = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._stock_expiry = all(
-            getattr(cls, name) is getattr(SessionBase, name) for name in _EXPIRY_METHODS
+            getattr(cls, name) is getattr(SessionStoreBase, name)
+            for name in _EXPIRY_METHODS
         )
 
     def load(self) -> dict[str, Any]:
