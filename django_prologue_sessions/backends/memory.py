@@ -8,10 +8,11 @@ every session. Use the Redis engine anywhere else.
 A session is stored as its serialized bytes (``SESSION_SERIALIZER``; one that
 unpickles is refused, see ``backends/base.py``), so a load decodes a fresh
 copy: changing a value read from the session changes nothing stored until the
-session is saved, and two requests on one session never share an object. ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it,
-expired sessions go first, then the least recently used (its user is logged
-out). Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's
-cache engine.
+session is saved, and two requests on one session never share an object.
+``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it, expired
+sessions go first, then the least recently used (its user is logged out).
+Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
+engine.
 
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
