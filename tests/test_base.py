@@ -161,6 +161,10 @@ class UnpicklingReasonTests(SimpleTestCase):
                     "'django.contrib.sessions.serializers.JSONSerializer'", message
                 )
 
+    def test_a_partial_of_one_is_recognised(self) -> None:
+        self.assertIsNotNone(unpickling_reason(functools.partial(IsPickleLoads)))
+        self.assertIsNone(unpickling_reason(functools.partial(TaggedJSON)))
+
     def test_json_serializers_are_not_refused(self) -> None:
         for serializer in (signing.JSONSerializer, FastJSONSerializer, TaggedJSON):
             with self.subTest(serializer.__name__):

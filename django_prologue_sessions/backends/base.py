@@ -131,6 +131,8 @@ def unpickling_reason(serializer: Any) -> str | None:
     "pickle" in its name, or a ``loads`` that is, or calls, pickle's (or
     dill's, cloudpickle's, jsonpickle's) loading functions.
     """
+    while isinstance(serializer, functools.partial):  # a factory of one
+        serializer = serializer.func
     classes = inspect.getmro(serializer) if inspect.isclass(serializer) else ()
     for cls in classes:
         if (
@@ -157,7 +159,10 @@ def refuse_unpickling(serializer: Any) -> type[Any]:
     """
     reason = unpickling_reason(serializer)
     if reason is not None:
-        name = f"{serializer.__module__}.{serializer.__qualname__}"
+        name = ".".join(
+            str(getattr(serializer, attribute, "?"))
+            for attribute in ("__module__", "__qualname__")
+        )
         raise ImproperlyConfigured(
             f"SESSION_SERIALIZER {name!r} unpickles: {reason}. The session "
             "engines of django_prologue_sessions refuse it, because unpickling "
