@@ -1,4 +1,4 @@
 """The benchmark of the session engines against their peers: ``python -m bench``.
 
-See the README's "Benchmark" section for what it measures and how.
+See docs/benchmark.md for what it measures and how.
 """

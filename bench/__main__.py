@@ -140,6 +140,7 @@ def run_latency(
     failed: dict[str, str] = {}
     floor_trips = dict(DEFAULT_FLOOR_TRIPS)
     floor_source = "the Redis engine's targets (our Redis engine did not run)"
+    load_averages: list[float] = []
 
     def attempt(name: str, op: str, **arguments: Any) -> dict[str, Any] | None:
         try:
@@ -200,7 +201,8 @@ def run_latency(
                 }
                 floor_source = "our Redis engine's measured round trips"
         # The samples: engine after engine, scenario after scenario, the
-        # engines' order turning from one sample to the next.
+        # engines' order turning from one sample to the next. The load
+        # average after each round says whether the machine stayed quiet.
         for index in range(params["samples"]):
             began = time.monotonic()
             names = list(workers)
@@ -221,7 +223,11 @@ def run_latency(
                         data["us"].append(sample["us"])
                         data["cpu_us"].append(sample["cpu_us"])
             took = time.monotonic() - began
-            log(f"  sample {index + 1}/{params['samples']} ({took:.1f} s)")
+            load_averages.append(round(os.getloadavg()[0], 2))
+            log(
+                f"  sample {index + 1}/{params['samples']} ({took:.1f} s, "
+                f"load {load_averages[-1]:g})"
+            )
     finally:
         for worker in workers.values():
             worker.close()
@@ -234,6 +240,7 @@ def run_latency(
         "failed": failed,
         "floor_trips": floor_trips,
         "floor_trips_source": floor_source,
+        "load_averages": load_averages,
         "params": {key: params[key] for key in FULL if not key.startswith("load")},
     }
 
@@ -342,6 +349,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "else a private server)",
     )
     parser.add_argument("--out", default=str(ROOT / "bench"), help="results folder")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: write results.md and results.png again from "
+        "results.json in --out",
+    )
     parser.add_argument("--server", choices=("auto", "gunicorn", "wsgiref"))
     parser.add_argument(
         "--profile",
@@ -367,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             params[key] = value
     params["load_workers"] = args.load_workers
     params["load_threads"] = args.load_threads
+
+    if args.report:
+        return write_report(Path(args.out))
 
     chosen = set(args.engines.split(",")) - {""}
     unknown = chosen - {engine.name for engine in ENGINES}
@@ -408,16 +424,31 @@ def main(argv: list[str] | None = None) -> int:
         results["run"]["seconds"] = round(time.monotonic() - started, 1)
         results["run"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         previous.write_text(json.dumps(results, indent=1) + "\n")
-        (out / "results.md").write_text(report.markdown(results))
-        charted = report.chart(results, out / "results.png")
-        print((out / "results.md").read_text())
-        if not charted and "latency" in results:
-            log("matplotlib is not installed: no chart (pip install -e '.[bench]').")
-        log(f"Wrote {out / 'results.md'} in {results['run']['seconds']} s.")
+        write_report(out)
+        log(f"Ran in {results['run']['seconds']} s.")
         return 0
     finally:
         if server is not None:
             server.cleanup()
+
+
+def write_report(out: Path) -> int:
+    """Write results.md and results.png from results.json, and print the report."""
+    source = out / "results.json"
+    if not source.exists():
+        log(f"No {source} to report on: run python -m bench first.")
+        return 2
+    results = json.loads(source.read_text())
+    (out / "results.md").write_text(report.markdown(results))
+    charted = report.chart(results, out / "results.png")
+    print((out / "results.md").read_text())
+    if not charted and "latency" in results:
+        log("matplotlib is not installed: no chart (pip install -e '.[bench]').")
+    quiet, why = report.quiet_machine(results)
+    if not quiet:
+        log(f"NOT A QUIET MACHINE ({why}): these figures are not for publishing.")
+    log(f"Wrote {out / 'results.md'}.")
+    return 0
 
 
 def profile(target: str, redis_url: str, params: dict[str, Any]) -> int:

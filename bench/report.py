@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from bench.engines import BY_NAME, SCENARIOS
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 NONE = "\N{EN DASH}"
+# The interval of the measured ratio straddles the target: noise decides.
+NOT_SETTLED = "not settled"
 
 # Target: (family, scenario, least speedup over the fastest peer, strict).
 SPEED_TARGETS = [
@@ -50,10 +53,10 @@ def median(latency: dict[str, Any], name: str, scenario: str) -> float | None:
     return value
 
 
-def ratio(
+def paired_ratios(
     latency: dict[str, Any], top: str, bottom: str, scenario: str, key: str = "us"
-) -> float | None:
-    """``top``'s time over ``bottom``'s: the median of the paired samples' ratios.
+) -> list[float]:
+    """``top``'s time over ``bottom``'s, sample by sample.
 
     Sample i of every engine comes from the same turn, taken seconds apart,
     so each pair saw about the same machine: on a busy machine their ratio
@@ -64,9 +67,74 @@ def ratio(
         a = engines[top]["scenarios"][scenario][key]
         b = engines[bottom]["scenarios"][scenario][key]
     except KeyError:
-        return None
-    pairs = [x / y for x, y in zip(a, b, strict=False) if y]
+        return []
+    return [x / y for x, y in zip(a, b, strict=False) if y]
+
+
+def ratio(
+    latency: dict[str, Any], top: str, bottom: str, scenario: str, key: str = "us"
+) -> float | None:
+    """The median of the paired samples' ratios (``paired_ratios``)."""
+    pairs = paired_ratios(latency, top, bottom, scenario, key)
     return statistics.median(pairs) if pairs else None
+
+
+def median_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of at least 95% for the median.
+
+    The k-th smallest and k-th largest value, k the largest rank that leaves
+    at most 2.5% on each side (the sign test's binomial); ``None`` below six
+    values, too few for any such interval.
+    """
+    n = len(values)
+    k = 0
+    while sum(math.comb(n, i) for i in range(k + 1)) / 2**n <= 0.025:
+        k += 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """The median of paired ratios, its interval, and how many pairs."""
+
+    median: float
+    interval: tuple[float, float] | None
+    pairs: int
+
+    @classmethod
+    def of(cls, ratios: Sequence[float]) -> PairedRatio | None:
+        if not ratios:
+            return None
+        return cls(statistics.median(ratios), median_interval(ratios), len(ratios))
+
+    def text(self) -> str:
+        if self.interval is None:
+            pairs = f"{self.pairs} pair" + ("s" if self.pairs != 1 else "")
+            spread = f"{pairs}, too few for an interval"
+        else:
+            low, high = self.interval
+            spread = f"95% CI {low:.2f}{NONE}{high:.2f}, {self.pairs} pairs"
+        return f"{self.median:.2f}{TIMES} ({spread})"
+
+    def verdict(self, least: float, strict: bool = False, at_most: bool = False) -> str:
+        """Met when the whole interval meets the target, missed when none of it does.
+
+        ``least``: the ratio must be above it (``strict``) or at least it;
+        ``at_most``: the ratio must be at most ``least`` instead.
+        """
+        if self.interval is None:
+            return NOT_SETTLED
+        low, high = self.interval
+        if at_most:
+            met, missed = high <= least, low > least
+        elif strict:
+            met, missed = low > least, high <= least
+        else:
+            met, missed = low >= least, high < least
+        return "met" if met else "missed" if missed else NOT_SETTLED
 
 
 def best_peer(
@@ -96,7 +164,7 @@ class Target:
     scenario: str
     wanted: str
     measured: str
-    #: "met", "missed" or "not measured".
+    #: "met", "missed", NOT_SETTLED or "not measured".
     verdict: str
 
     def row(self) -> list[str]:
@@ -120,20 +188,20 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             + ("faster than" if strict else f"≥ {least:g}{TIMES} as fast as")
             + " the fastest peer"
         )
-        ours_us = median(latency, ours, scenario)
         peer = best_peer(latency, family, scenario)
-        if ours_us is None or peer is None:
+        speedup = peer and PairedRatio.of(
+            paired_ratios(latency, peer[0], ours, scenario)
+        )
+        if peer is None or not speedup:
             yield Target(ours, "speed", scenario, wanted, NONE, "not measured")
             continue
-        speedup = ratio(latency, peer[0], ours, scenario) or peer[1] / ours_us
         yield Target(
             ours,
             "speed",
             scenario,
             wanted,
-            f"{speedup:.2f}{TIMES} ({_us(ours_us)} µs vs {_us(peer[1])} µs, "
-            f"{_label(peer[0])})",
-            _verdict(speedup > least if strict else speedup >= least),
+            f"{speedup.text()} over {_label(peer[0])}",
+            speedup.verdict(least, strict=strict),
         )
     redis = latency["engines"].get("prologue-redis")
     for scenario, wanted_trips in ROUND_TRIP_TARGETS.items():
@@ -161,23 +229,21 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             f"{_label('prologue-redis')} {scenario}: "
             f"within {FLOOR_TARGET}{TIMES} of the floor"
         )
-        ours_us = median(latency, "prologue-redis", scenario)
-        floor_us = median(latency, "floor", scenario)
-        if ours_us is None or floor_us is None:
+        times = PairedRatio.of(
+            paired_ratios(latency, "prologue-redis", "floor", scenario)
+        )
+        if times is None:
             yield Target(
                 "prologue-redis", "floor", scenario, wanted, NONE, "not measured"
             )
             continue
-        times = ratio(latency, "prologue-redis", "floor", scenario) or (
-            ours_us / floor_us
-        )
         yield Target(
             "prologue-redis",
             "floor",
             scenario,
             wanted,
-            f"{times:.2f}{TIMES} ({_us(ours_us)} µs vs {_us(floor_us)} µs)",
-            _verdict(times <= FLOOR_TARGET),
+            times.text(),
+            times.verdict(FLOOR_TARGET, at_most=True),
         )
     ours_cookie = latency["engines"].get("prologue-signed", {}).get("cookie_bytes")
     django_cookie = latency["engines"].get("django-signed", {}).get("cookie_bytes")
@@ -350,7 +416,7 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
                 peer = best_peer(latency, family, scenario)
                 if ours_us is None or peer is None:
                     continue
-                wall = ratio(latency, peer[0], name, scenario)
+                wall = PairedRatio.of(paired_ratios(latency, peer[0], name, scenario))
                 cpu = ratio(latency, peer[0], name, scenario, key="cpu_us")
                 rows.append(
                     [
@@ -359,19 +425,34 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
                         _us(ours_us),
                         _label(peer[0]),
                         _us(peer[1]),
-                        NONE if wall is None else f"{wall:.2f}{TIMES}",
+                        f"{peer[1] / ours_us:.2f}{TIMES}",
+                        NONE if wall is None else wall.text(),
                         NONE if cpu is None else f"{cpu:.2f}{TIMES}",
                     ]
                 )
     lines += _table(
-        ["ours", "scenario", "µs", "fastest peer", "peer µs", "speedup", "CPU"],
+        [
+            "ours",
+            "scenario",
+            "µs",
+            "fastest peer",
+            "peer µs",
+            "medians' ratio",
+            "paired speedup",
+            "CPU",
+        ],
         rows,
     )
     lines += [
         "",
-        "Speedup: the peer's time over ours, the median of the ratios of "
-        "samples taken in the same turn; above 1, ours is faster. "
-        "CPU: the same of the worker's CPU time.",
+        "Medians' ratio: peer µs over ours µs, the two medians beside it. "
+        "Paired speedup: the median of the ratios of samples taken in the same "
+        "turn, with a 95% confidence interval; the targets are judged on it. "
+        "Above 1, ours is faster. Where the two ratios differ much, the samples "
+        "fall into a fast and a slow group (the machine changed speed during "
+        "the run) and the medians of the times are not to be compared; a pair, "
+        "taken seconds apart, still is. CPU: the paired ratio of the worker's "
+        "CPU time.",
     ]
 
     params_store = (params.get("store_calls"), params.get("store_repeats"))
@@ -402,8 +483,10 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         for scenario in SCENARIOS:
             a = median(latency, "prologue-signed", scenario)
             b = median(latency, "prologue-signed-encrypted", scenario)
-            wall = ratio(
-                latency, "prologue-signed-encrypted", "prologue-signed", scenario
+            wall = PairedRatio.of(
+                paired_ratios(
+                    latency, "prologue-signed-encrypted", "prologue-signed", scenario
+                )
             )
             cpu = ratio(
                 latency,
@@ -418,7 +501,7 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
                         scenario,
                         _us(a),
                         _us(b),
-                        NONE if wall is None else f"{wall - 1:+.0%}",
+                        NONE if wall is None else _cost(wall),
                         NONE if cpu is None else f"{cpu - 1:+.0%}",
                     ]
                 )
@@ -440,8 +523,9 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             "Cost: encrypted over plain, the median of the paired samples' "
-            "ratios, in wall-clock and in CPU time; for `save()` and `load()` "
-            "alone, the difference of the fastest runs.",
+            "ratios (with its 95% confidence interval), in wall-clock and in CPU "
+            "time; for `save()` and `load()` alone, the difference of the "
+            "fastest runs.",
         ]
 
     not_run = [
@@ -454,6 +538,14 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
     if not_run:
         lines += ["", "Not run:", "", *not_run]
     return lines
+
+
+def _cost(paired: PairedRatio) -> str:
+    """A paired ratio as a change: "-1% (-5% to +3%)"."""
+    if paired.interval is None:
+        return f"{paired.median - 1:+.0%}"
+    low, high = paired.interval
+    return f"{paired.median - 1:+.0%} ({low - 1:+.0%} to {high - 1:+.0%})"
 
 
 SCRIPT_COMMANDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
@@ -533,6 +625,54 @@ def _load_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def quiet_machine(results: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether the latency samples were taken on a quiet machine, and why.
+
+    Judged on the 1-minute load average: at most half the cores before the
+    run, and at most that plus one (the benchmark's own worker, one at a time
+    busy) after each round of samples. The load after the whole run is shown
+    but not judged: the load test's servers and clients raise it on purpose.
+    ``None`` when the run did not record the load during its samples.
+    """
+    run = results["run"]
+    cores = run["machine"]["cpus"] or 1
+    before_limit, during_limit = cores / 2, cores / 2 + 1
+    before = run["load_average_before"][0]
+    during = results.get("latency", {}).get("load_averages")
+    after = run.get("load_average_after", [None])[0]
+    said = f"1-minute load average {before:g} before the run"
+    if during:
+        said += f", {max(during):g} at most during the latency samples"
+    if after is not None:
+        said += f", {after:g} after the load test"
+    limits = (
+        f"a quiet machine ({cores} cores) stays at or below {before_limit:g} "
+        f"before the run and {during_limit:g} during the samples"
+    )
+    if before > before_limit or (during and max(during) > during_limit):
+        return False, f"{said}, where {limits}"
+    if not during:
+        return None, f"{said}; the load during the samples was not recorded"
+    return True, f"{said}; {limits}"
+
+
+def _machine_lines(results: dict[str, Any]) -> list[str]:
+    quiet, why = quiet_machine(results)
+    if quiet:
+        return [f"A quiet machine: {why}."]
+    if quiet is None:
+        return [
+            f"> **Not shown to be a quiet machine.** {why[0].upper()}{why[1:]}: "
+            "another program may have shared the cores. Run it again before "
+            "publishing these figures."
+        ]
+    return [
+        f"> **A busy machine: do not publish these figures.** "
+        f"{why[0].upper()}{why[1:]}. Other programs shared the cores, which "
+        "spreads the samples and moves the ratios."
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     run = results["run"]
     machine = run["machine"]
@@ -542,9 +682,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"`{run['command']}` on {run['date']}, engines at "
         f"`{run.get('commit', 'unknown')}`: {machine['cpus']} cores "
         f"({machine['cpu_model'] or 'unknown CPU'}), Python {machine['python']}, "
-        f"{machine['redis_server']} on loopback, {run.get('seconds', '?')} s. "
-        f"Load average before/after: {run['load_average_before'][0]} / "
-        f"{run.get('load_average_after', ['?'])[0]}.",
+        f"{machine['redis_server']} on loopback, {run.get('seconds', '?')} s.",
+        "",
+        *_machine_lines(results),
     ]
     versions = next(
         (

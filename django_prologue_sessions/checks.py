@@ -48,7 +48,7 @@ def _check_memory_settings() -> list[CheckMessage]:
 def _check_redis_settings() -> list[CheckMessage]:
     if settings.SESSION_ENGINE != OUR_ENGINES + "redis":
         return []
-    from django_prologue_sessions.backends import _redis_options
+    from django_prologue_sessions.backends.redis import options as _redis_options
 
     problems = _redis_options.find_problems(
         getattr(settings, "SESSION_REDIS", None), settings.CACHES

@@ -35,7 +35,7 @@ class Settings:
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:
-        """The Redis engine's options (README: "Redis sessions")."""
+        """The Redis engine's options (docs/settings.md, `SESSION_REDIS`)."""
         value = getattr(settings, "SESSION_REDIS", None)
         if value is None:
             return {}

@@ -33,3 +33,13 @@ class SessionStoreUnavailable(RuntimeError):
     logs users out nor overwrites their stored session. The client's cookie
     is left untouched and nothing is written.
     """
+
+
+class SessionWriteOutcomeUnknown(SessionStoreUnavailable):
+    """A write was sent to the session store, but no reply came in time.
+
+    Unlike a write that never left (Redis refused the connection, or no
+    connection was free), this one may have been applied, or may still be
+    when a paused or overloaded Redis resumes: the session may hold what the
+    request wrote, or what it held before.
+    """

@@ -20,13 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.messages.storage.base import Message
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
+
+from django_prologue_sessions._template_request import request_from_context
 
 # ``from ... import`` form: the package's attribute ``flash`` is the
 # function, which shadows the module for ``import ... as``.
@@ -66,29 +66,19 @@ class JinjaMessage(Message):
 
 @pass_context
 def get_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
-    return _for_jinja(api_get_flashed(_request(context), level))
+    return _for_jinja(api_get_flashed(request_from_context(context), level))
 
 
 @pass_context
 def peek_flashed(context: Context, level: Levels = None) -> list[JinjaMessage]:
-    return _for_jinja(api_peek_flashed(_request(context), level))
+    return _for_jinja(api_peek_flashed(request_from_context(context), level))
 
 
 @pass_context
 def pop_flashed(context: Context, level: Levels = None) -> JinjaMessage | None:
-    message = api_pop_flashed(_request(context), level)
+    message = api_pop_flashed(request_from_context(context), level)
     return _for_jinja([message])[0] if message else None
 
 
 def _for_jinja(messages: list[Message]) -> list[JinjaMessage]:
     return [JinjaMessage(m.level, m.message, m.extra_tags) for m in messages]
-
-
-def _request(context: Context) -> HttpRequest:
-    request = context.get("request")
-    if not isinstance(request, HttpRequest):
-        raise ImproperlyConfigured(
-            "The Jinja2 flash functions need the request in the template "
-            "context: render the template with render(request, ...)."
-        )
-    return request

@@ -2,7 +2,7 @@
 """Run the example site: ``python example_project/manage.py runserver``.
 
 The session engine comes from ``$PROLOGUE_EXAMPLE_ENGINE`` (``signed_cookies``,
-the default, ``memory`` or ``redis``); see the README's "Example project".
+the default, ``memory`` or ``redis``); see docs/example_project.md.
 """
 
 from __future__ import annotations

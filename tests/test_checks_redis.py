@@ -110,6 +110,26 @@ class RedisChecksTests(SimpleTestCase):
             CACHES=DJANGO_REDIS_CACHES,
         )
 
+    def test_e022_names_the_keys_that_were_written(self) -> None:
+        for value, named in (
+            ({"url": "redis://x", "port": 6379}, "'url' and 'port'"),
+            ({"url": "redis://x", "host": "h", "port": 1}, "'url' and 'host'/'port'"),
+            (
+                {"sentinel_master_alias": "m", "unix_domain_socket_path": "/s"},
+                "'unix_domain_socket_path' and 'sentinel_master_alias'",
+            ),
+        ):
+            with (
+                self.subTest(value=value),
+                override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=value),
+            ):
+                (error,) = _check_redis_settings()
+                self.assertEqual(error.id, "django_prologue_sessions.E022")
+                self.assertEqual(
+                    error.msg,
+                    f"SESSION_REDIS names more than one way to reach Redis: {named}.",
+                )
+
     def test_connection_options_beside_cache_alias_are_e023(self) -> None:
         self.assert_only(
             "django_prologue_sessions.E023",
@@ -232,7 +252,7 @@ class RedisChecksTests(SimpleTestCase):
                 self.assert_only("django_prologue_sessions.E032", value)
 
     def test_cluster_and_wait_options_are_parsed(self) -> None:
-        from django_prologue_sessions.backends._redis_options import parse
+        from django_prologue_sessions.backends.redis.options import parse
 
         options = parse(
             {
@@ -269,3 +289,89 @@ class RedisChecksTests(SimpleTestCase):
             self.assertRaisesMessage(SystemCheckError, "django_prologue_sessions.E021"),
         ):
             call_command("check")
+
+
+class ConnectionOptionChecksTests(SimpleTestCase):
+    """The keys of redis-py's connection options: E027 for a wrong type,
+    E033 and E034 for a combination that cannot work."""
+
+    def ids(self, value: Any) -> list[str]:
+        with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=value):
+            return [error.id or "" for error in _check_redis_settings()]
+
+    def test_working_connection_options_pass(self) -> None:
+        working: list[Any] = [
+            {"url": "redis://x", "max_connections": 20, "pool_timeout": 0.5},
+            {"url": "redis://x/0?max_connections=20"},
+            {"host": "x", "health_check_interval": 30, "socket_keepalive": True},
+            {"host": "x", "health_check_interval": 0, "client_name": "web-1"},
+            {
+                "host": "x",
+                "ssl": True,
+                "ssl_ca_certs": "/etc/ca.pem",
+                "ssl_certfile": "/etc/client.pem",
+                "ssl_keyfile": "/etc/client.key",
+                "ssl_cert_reqs": "required",
+                "ssl_check_hostname": True,
+            },
+            {"url": "rediss://x", "ssl_cert_reqs": "none"},
+            {"cluster": True, "url": "rediss://x:7000", "max_connections": 8},
+        ]
+        for value in working:
+            with self.subTest(value=value):
+                self.assertEqual(self.ids(value), [])
+
+    def test_wrong_types_are_e027(self) -> None:
+        for key, value in [
+            ("max_connections", 0),
+            ("max_connections", "10"),
+            ("pool_timeout", 0),
+            ("health_check_interval", -1),
+            ("socket_keepalive", "yes"),
+            ("client_name", "has space"),
+            ("client_name", ""),
+            ("ssl", 1),
+            ("ssl_cert_reqs", "maybe"),
+            ("ssl_check_hostname", "no"),
+        ]:
+            options = {"host": "x", key: value}
+            if key == "pool_timeout":
+                options["max_connections"] = 2
+            if key.startswith("ssl_"):
+                options["ssl"] = True
+            with self.subTest(key=key, value=value):
+                self.assertEqual(self.ids(options), ["django_prologue_sessions.E027"])
+
+    def test_pool_timeout_without_a_blocking_pool_is_e033(self) -> None:
+        for value in [
+            {"host": "x", "pool_timeout": 2},
+            {
+                "sentinel_list": [("x", 26379)],
+                "sentinel_master_alias": "m",
+                "max_connections": 2,
+                "pool_timeout": 2,
+            },
+            {
+                "cluster": True,
+                "url": "redis://x",
+                "max_connections": 2,
+                "pool_timeout": 2,
+            },
+        ]:
+            with self.subTest(value=value):
+                self.assertEqual(self.ids(value), ["django_prologue_sessions.E033"])
+
+    def test_tls_keys_without_tls_are_e034(self) -> None:
+        for value in [
+            {"host": "x", "ssl_ca_certs": "/etc/ca.pem"},
+            {"url": "redis://x", "ssl_certfile": "/c.pem", "ssl_keyfile": "/c.key"},
+            {"url": "redis://x", "ssl": True},
+        ]:
+            with self.subTest(value=value):
+                self.assertEqual(self.ids(value), ["django_prologue_sessions.E034"])
+
+    def test_cache_alias_brings_its_own_connection_options(self) -> None:
+        self.assertEqual(
+            self.ids({"cache_alias": "sessions", "max_connections": 2}),
+            ["django_prologue_sessions.E023"],
+        )

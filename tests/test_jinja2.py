@@ -137,6 +137,6 @@ def test_without_a_request_the_error_says_how_to_render() -> None:
     with pytest.raises(ImproperlyConfigured) as error:
         template.render({})
     assert str(error.value) == (
-        "The Jinja2 flash functions need the request in the template context: "
-        "render the template with render(request, ...)."
+        "The flash functions of templates need the request: render the template "
+        "with render(request, ...), which puts it in the context."
     )

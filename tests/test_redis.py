@@ -19,7 +19,8 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
-from django_prologue_sessions.backends.redis import CREATED_FIELD, SessionStore
+from django_prologue_sessions.backends.redis.layout import CREATED_FIELD
+from django_prologue_sessions.backends.redis.store import SessionStore
 from tests.redis_round_trips import count_round_trips
 from tests.redis_server import RedisServer
 from tests.session_contract import SessionContractTests
@@ -223,11 +224,11 @@ def test_round_trips_of_each_operation(store: redis.Redis) -> None:
     with count_round_trips() as deleted:
         again.delete()
     assert (created, loaded, updated, checked, deleted) == (
-        {"sync": 1},
-        {"sync": 1},
-        {"sync": 1},
-        {"sync": 1},
-        {"sync": 1},
+        1,
+        1,
+        1,
+        1,
+        1,
     )
     assert not store.exists(SessionStore.redis_key(key))
 
@@ -243,7 +244,7 @@ def test_keys_that_this_engine_cannot_have_made_never_reach_redis(
             assert session.get("k") is None
             assert session.exists(key) is False
             session.delete(key)
-        assert sent == {}, key
+        assert sent == 0, key
 
 
 def test_round_trips_through_the_middleware(store: redis.Redis) -> None:
@@ -263,12 +264,12 @@ def test_round_trips_through_the_middleware(store: redis.Redis) -> None:
     with count_round_trips() as flushed:
         client.get("/session/flush/")  # flush() does not load the session
     assert [new_session, untouched, read, modified, cycled, flushed] == [
-        {"sync": 1},
-        {},
-        {"sync": 1},
-        {"sync": 2},
-        {"sync": 3},
-        {"sync": 1},
+        1,
+        0,
+        1,
+        2,
+        3,
+        1,
     ]
     assert len(store.keys("*")) == 1  # the first client's; the rest are gone
 
@@ -296,11 +297,11 @@ async def async_round_trips() -> None:
     with count_round_trips() as deleted:
         await again.adelete()
     assert (created, loaded, updated, checked, deleted) == (
-        {"async": 1},
-        {"async": 1},
-        {"async": 1},
-        {"async": 1},
-        {"async": 1},
+        1,
+        1,
+        1,
+        1,
+        1,
     )
 
 
@@ -313,7 +314,7 @@ def test_a_flushed_script_cache_costs_one_more_round_trip_once(
         saved_session()
     with count_round_trips() as second:
         saved_session()
-    assert (first, second) == ({"sync": 2}, {"sync": 1})
+    assert (first, second) == (2, 1)
 
 
 def test_concurrent_saves_of_different_keys_keep_both(store: redis.Redis) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 
 import pytest
+import redis
 from django.test import override_settings
 
-from django_prologue_sessions.backends import _redis_connection
 from django_prologue_sessions.backends.redis import SessionStore
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
+
+NAME = "reconnect-test"
+
+
+def engine_connections(client: redis.Redis) -> int:
+    return sum(1 for c in client.client_list() if c["name"] == NAME)
 
 
 def test_first_request_after_a_restart_succeeds(
@@ -19,30 +25,28 @@ def test_first_request_after_a_restart_succeeds(
 ) -> None:
     with override_settings(
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
-        SESSION_REDIS={"url": private_redis_server.url},
+        SESSION_REDIS={"url": private_redis_server.url, "client_name": NAME},
     ):
         session = SessionStore()
         session["user"] = "alice"
-        session.create()
         session.save()
         key = session.session_key
-        # Open several connections at once, so that several wait idle.
+        # Six loads at once while Redis holds every client: six connections
+        # open, and then wait idle in the pool.
+        probe = private_redis_server.client()
+        probe.client_pause(300)
         barrier = threading.Barrier(6)
 
-        def hold_a_connection() -> None:
-            handle = _redis_connection.sync_redis()
-            connection = handle._pool.make_connection()
-            connection.connect()
+        def load() -> None:
             barrier.wait()
-            handle._idle.append(connection)
+            assert SessionStore(key).load()["user"] == "alice"
 
-        threads = [threading.Thread(target=hold_a_connection) for _ in range(6)]
+        threads = [threading.Thread(target=load) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert SessionStore(key).load()["user"] == "alice"
-        assert len(_redis_connection.sync_redis()._idle) >= 6
+        assert engine_connections(probe) >= 6
 
         private_redis_server.restart()  # the data is gone, the sockets are stale
 
@@ -50,3 +54,4 @@ def test_first_request_after_a_restart_succeeds(
         fresh["user"] = "bob"
         fresh.save()
         assert SessionStore(fresh.session_key).load() == {"user": "bob"}
+        assert SessionStore(key).load() == {}

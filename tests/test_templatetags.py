@@ -128,6 +128,47 @@ def test_without_a_request_the_error_says_how_to_render() -> None:
     with pytest.raises(ImproperlyConfigured) as error:
         template.render(Context())
     assert str(error.value) == (
-        "The flash template tags need the request: render the template with "
-        "render(request, ...) or a RequestContext."
+        "The flash functions of templates need the request: render the template "
+        "with render(request, ...), which puts it in the context."
     )
+
+
+@pytest.mark.parametrize(
+    ("tag", "example"),
+    [
+        ('{% get_flashed "error" %}', '{% get_flashed "error" as errors %}'),
+        ("{% get_flashed %}", '{% get_flashed "error" as errors %}'),
+        ('{% peek_flashed "error" level %}', '{% peek_flashed "error" as errors %}'),
+        ('{% pop_flashed "info" as found x %}', '{% pop_flashed "info" as message %}'),
+    ],
+)
+def test_a_tag_without_as_fails_to_compile(
+    flashed: Client, tag: str, example: str
+) -> None:
+    name = tag.split()[1]
+    with pytest.raises(TemplateSyntaxError) as error:
+        Template(LOAD + tag)
+    assert str(error.value) == (
+        f"'{name}' must end with 'as' and a variable name, as in {example}, "
+        "then show the variable: printed in place the messages would show as a "
+        "Python list."
+    )
+    # Through a request, too: the page fails, and no message is used up.
+    with pytest.raises(TemplateSyntaxError):
+        render(flashed, tag)
+    assert len(remaining(flashed)) == 5
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ['{% get_flashed "error" as %}', "{% peek_flashed as %}", "{% pop_flashed as %}"],
+)
+def test_as_without_a_name_fails_to_compile(flashed: Client, tag: str) -> None:
+    name = tag.split()[1]
+    with pytest.raises(
+        TemplateSyntaxError, match=f"^'{name}' has 'as' but no variable"
+    ):
+        Template(LOAD + tag)
+    with pytest.raises(TemplateSyntaxError):
+        render(flashed, tag)
+    assert len(remaining(flashed)) == 5

@@ -35,7 +35,7 @@ from django.test import Client, override_settings
 from django.test.utils import isolate_apps
 
 from django_prologue_sessions.backends import _session_keys, memory
-from django_prologue_sessions.backends import redis as redis_backend
+from django_prologue_sessions.backends.redis import store as redis_backend
 from django_prologue_sessions.user_sessions import (
     UserSession,
     list_sessions,

@@ -17,5 +17,6 @@ urlpatterns = [
     path("session/flush/", views.session_flush),
     path("session/cycle/", views.session_cycle),
     path("session/expiry/", views.session_expiry),
+    path("session/cycle-later/", views.session_cycle_later),
     path("flash/", include("tests.flash_views")),
 ]

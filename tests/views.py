@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -40,5 +41,21 @@ def session_cycle(request: HttpRequest) -> HttpResponse:
 
 def session_expiry(request: HttpRequest) -> HttpResponse:
     request.session["key"] = "value"
-    request.session.set_expiry(int(request.GET["seconds"]))
+    request.session.set_expiry(float(request.GET["seconds"]))
     return HttpResponse("ok")
+
+
+# Two requests on one session, in two threads: the first loads it, waits
+# until the test has ended the session elsewhere, then re-keys it as
+# django.contrib.auth.update_session_auth_hash() does.
+CYCLE_LOADED = threading.Event()
+CYCLE_GO_ON = threading.Event()
+
+
+def session_cycle_later(request: HttpRequest) -> HttpResponse:
+    assert request.session.get("_auth_user_id") is not None  # loaded, logged in
+    CYCLE_LOADED.set()
+    CYCLE_GO_ON.wait(10)
+    request.session.cycle_key()
+    request.session["_auth_user_hash"] = "after a password change"
+    return HttpResponse("cycled")

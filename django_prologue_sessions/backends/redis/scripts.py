@@ -1,14 +1,20 @@
 """The Lua scripts of the Redis engine: each write is one atomic round trip.
 
-A session is a Redis hash, laid out as the ``redis`` engine module says: a
-field name starts with ``\\x00`` (reserved), ``\\x01`` (a serialized value) or
-is a plain key holding a string. A logged-in user's sessions are also members
-of that user's index, a sorted set scored by when each expires (in Redis's own
-clock, so that pruning the expired ones never drops a live one).
+A session is a Redis hash, laid out as ``layout`` says: a field name starts
+with ``\\x00`` (reserved), ``\\x01`` (a serialized value) or is a plain key
+holding a string. A logged-in user's sessions are also members of that
+user's index, a sorted set scored by when each expires (in Redis's own clock,
+so that pruning the expired ones never drops a live one).
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
 redis-py's ``Script`` would make that three (EVALSHA, SCRIPT LOAD, EVALSHA).
+
+A script's ``ARGV`` starts with fixed arguments, named by ``LuaScript.head``
+and read by name in the script's first lines (``local ttl =
+tonumber(ARGV[1])``); a variable part follows. ``LuaScript.argv()`` puts named
+values in that order, and a test reads the Lua side's names to check that the
+two agree.
 
 Every key a script is given hashes to one Redis Cluster slot: a session's
 hash tag is the first 8 characters of its key, which for a user's session are
@@ -24,16 +30,28 @@ the two round trips).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
 class LuaScript:
     source: str
+    #: The names of the fixed arguments, ``ARGV[1]`` first.
+    head: tuple[str, ...] = ()
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    def argv(self, rest: Iterable[Any] = (), **named: Any) -> list[Any]:
+        """The named arguments in the order of ``head``, then ``rest``."""
+        if named.keys() != set(self.head):
+            raise TypeError(f"{sorted(named)} are not the arguments {self.head}")
+        args = [named[name] for name in self.head]
+        args.extend(rest)
+        return args
 
 
 # Lua's unpack() puts every argument on the C stack, which holds about 8000:
@@ -68,45 +86,50 @@ end
 """
 
 CREATE = LuaScript(
-    _SLICED_CALLS
+    """
+local ttl = tonumber(ARGV[1])
+local member = ARGV[2]
+-- KEYS: the session, then its user's index if it has a user (member, the
+-- session key, is its entry there). After the head: field, value pairs, the
+-- reserved ones included.
+"""
+    + _SLICED_CALLS
     + _INDEX_SESSION
     + """
--- KEYS: the session, then its user's index if it has a user.
--- ARGV: ttl, (with an index) the session key, then field, value pairs (the
--- reserved ones included).
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local ttl = tonumber(ARGV[1])
-local first = 2
-if KEYS[2] then
-  first = 3
-end
-call_sliced('HSET', KEYS[1], first, #ARGV, 1000)
+call_sliced('HSET', KEYS[1], 3, #ARGV, 1000)
 redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
-  index_session(KEYS[2], ARGV[2], ttl, true)
+  index_session(KEYS[2], member, ttl, true)
 end
 return 1
-"""
+""",
+    head=("ttl", "member"),
 )
 """Create the session only if its key is free: 1 if created, 0 on a clash."""
 
 UPDATE = LuaScript(
-    _SLICED_CALLS
+    """
+local ttl = tonumber(ARGV[1])
+local mode = ARGV[2]
+local set_count = tonumber(ARGV[3])
+local index_op = ARGV[4]
+local member = ARGV[5]
+-- KEYS: the session, then (if it has or had a user) that user's index.
+-- After the head: set_count field/value pairs to set, then fields to delete.
+-- mode 'r' (replace) first deletes every user field, which the caller never
+-- saw; 'd' (diff) changes only the fields given. index_op 'a' adds (or
+-- refreshes) member, the session key, in the index; 'r' removes it; ''
+-- leaves the index alone.
+"""
+    + _SLICED_CALLS
     + _INDEX_SESSION
     + """
--- KEYS: the session, then (if it has or had a user) that user's index.
--- ARGV: ttl, mode, n, then (with an index) 'a' (add) or 'r' (remove) and the
--- session key, then n field/value pairs to set, then fields to delete.
--- mode 'r' (replace) first deletes every user field: the caller never saw them.
-local ttl = tonumber(ARGV[1])
-local first = 4
-if KEYS[2] then
-  first = 6
-  if ARGV[4] == 'r' or ttl <= 0 then
-    redis.call('ZREM', KEYS[2], ARGV[5])
-  end
+local first = 6
+if KEYS[2] and (index_op == 'r' or ttl <= 0) then
+  redis.call('ZREM', KEYS[2], member)
 end
 if ttl <= 0 then
   return redis.call('DEL', KEYS[1])  -- expired already
@@ -114,21 +137,22 @@ end
 if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
   return 0  -- gone: deleted, flushed or expired meanwhile
 end
-if ARGV[2] == 'r' then
+if mode == 'r' then
   for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.byte(name, 1) ~= 0 then
       redis.call('HDEL', KEYS[1], name)
     end
   end
 end
-local last_set = first - 1 + 2 * tonumber(ARGV[3])
+local last_set = first - 1 + 2 * set_count
 call_sliced('HDEL', KEYS[1], last_set + 1, #ARGV, 1000)
 call_sliced('HSET', KEYS[1], first, last_set, 1000)
-if KEYS[2] and ARGV[4] == 'a' then
-  index_session(KEYS[2], ARGV[5], ttl, false)
+if KEYS[2] and index_op == 'a' then
+  index_session(KEYS[2], member, ttl, false)
 end
 return 1
-"""
+""",
+    head=("ttl", "mode", "set_count", "index_op", "member"),
 )
 """Update a session only if it still exists: 1 if updated, 0 if it is gone.
 
@@ -136,22 +160,55 @@ Only the fields that changed since the session was loaded are sent, so two
 requests that change different keys of one session keep both changes.
 """
 
+RENAME = LuaScript(
+    """
+local member = ARGV[1]
+local new_member = ARGV[2]
+local now = ARGV[3]
+local ttl = tonumber(ARGV[4])
+-- KEYS: a user's session, the name it moves to, and the user's index, where
+-- member and new_member, the old and the new session key, are its entries.
+-- Both names carry the same hash tag, that of the index. Under its new key
+-- the session counts as created and saved at now, and expires in ttl.
+"""
+    + _INDEX_SESSION
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0  -- ended meanwhile (a logout, "log out everywhere") or expired
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1  -- the new key is taken: try another
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], '\\0c', now, '\\0s', now)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('ZREM', KEYS[3], member)
+index_session(KEYS[3], new_member, ttl, false)
+return 1
+""",
+    head=("member", "new_member", "now", "ttl"),
+)
+"""Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
+it has ended, -1 if the new key is taken. Its fields move with it."""
+
 DELETE = LuaScript(
     """
--- KEYS: the session and its user's index. ARGV: the session key.
-redis.call('ZREM', KEYS[2], ARGV[1])
+local member = ARGV[1]
+-- KEYS: the session and its user's index, where member is its entry.
+redis.call('ZREM', KEYS[2], member)
 return redis.call('UNLINK', KEYS[1])
-"""
+""",
+    head=("member",),
 )
 """Delete a user's session and take it out of the index: 1 if it existed."""
 
 # The user's sessions named by the index. A member is a session key; its hash
-# is ARGV[1] (the prefix and the index's hash tag) followed by the key's
+# is head (the prefix and the index's hash tag) followed by the key's
 # characters after the 8 of the tag. It is the user's if its "\0u" field
 # holds the user id: a member that is not (deleted, expired, now another
 # user's) is removed from the index.
 _OWNED = """
-local index, head, user = KEYS[1], ARGV[1], ARGV[2]
+local index = KEYS[1]
 local function hash_of(member)
   return head .. string.sub(member, 9)
 end
@@ -161,11 +218,15 @@ end
 """
 
 LIST = LuaScript(
-    _OWNED
+    """
+local head = ARGV[1]
+local user = ARGV[2]
+-- KEYS: a user's index. head: how each session's hash name starts; user: the
+-- user id. Returns key, created, last saved, milliseconds left, for each of
+-- the user's live sessions; drops the other members.
+"""
+    + _OWNED
     + """
--- KEYS: a user's index. ARGV: the hash name's head, the user id.
--- Returns key, created, last saved, milliseconds left, for each of the user's
--- live sessions; drops the other members.
 local found = {}
 for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
   local key = hash_of(member)
@@ -180,17 +241,23 @@ for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
   end
 end
 return found
-"""
+""",
+    head=("head", "user"),
 )
 """List a user's live sessions, pruning the index of the rest."""
 
 REVOKE = LuaScript(
-    _OWNED
-    + """
--- KEYS: a user's index. ARGV: the hash name's head, the user id, the key to
--- keep ('' for none), then the session keys to end; with none, every member.
--- Returns how many live sessions of the user it deleted.
+    """
+local head = ARGV[1]
+local user = ARGV[2]
 local keep = ARGV[3]
+-- KEYS: a user's index. head: how each session's hash name starts; user: the
+-- user id; keep: the key to keep ('' for none). After the head: the session
+-- keys to end; with none, every member. Returns how many live sessions of
+-- the user it deleted.
+"""
+    + _OWNED
+    + """
 local ended = 0
 local function revoke(member)
   if member ~= keep then
@@ -211,10 +278,21 @@ else
   end
 end
 return ended
-"""
+""",
+    head=("head", "user", "keep"),
 )
 """Delete a user's sessions (all, or the given ones) but one: how many ended.
 
 A session is deleted only if it is the user's (its ``\\0u`` field), so a key
 of another user's session is left alone, and so is ``keep``.
 """
+
+#: Every script, for the test that checks each against its head.
+SCRIPTS = {
+    "CREATE": CREATE,
+    "UPDATE": UPDATE,
+    "RENAME": RENAME,
+    "DELETE": DELETE,
+    "LIST": LIST,
+    "REVOKE": REVOKE,
+}

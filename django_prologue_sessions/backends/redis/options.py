@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -39,6 +39,17 @@ OWN_KEYS = (
     "startup_nodes",
     "wait_replicas",
     "wait_timeout_ms",
+    "max_connections",
+    "pool_timeout",
+    "health_check_interval",
+    "socket_keepalive",
+    "client_name",
+    "ssl",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
 )
 KNOWN_KEYS = COMPATIBLE_KEYS + OWN_KEYS
 
@@ -54,15 +65,34 @@ TOPOLOGY_KEYS = {
     "startup_nodes": ("startup_nodes",),
 }
 CLUSTER_WAYS = ("url", "host", "startup_nodes")
-# Options of a connection this engine makes itself; a cache_alias brings its own.
-CONNECTION_OPTION_KEYS = (
+# Options passed as they are to each connection redis-py makes for the engine.
+CONNECTION_KWARGS = (
     "db",
     "username",
     "password",
     "socket_timeout",
     "socket_connect_timeout",
-    "retry_on_timeout",
+    "socket_keepalive",
+    "client_name",
+    "health_check_interval",
 )
+TLS_KEYS = (
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+)
+# Options of a connection this engine makes itself; a cache_alias brings its own.
+CONNECTION_OPTION_KEYS = (
+    *CONNECTION_KWARGS,
+    "retry_on_timeout",
+    "max_connections",
+    "pool_timeout",
+    "ssl",
+    *TLS_KEYS,
+)
+SSL_CERT_REQS = ("required", "optional", "none")
 URL_SCHEMES = ("redis://", "rediss://", "unix://")
 ON_UNAVAILABLE = ("raise", "empty")
 DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
@@ -70,6 +100,7 @@ DJANGO_REDIS_BACKEND = "django_redis.cache.RedisCache"
 DEFAULT_PREFIX = "session"
 DEFAULT_SOCKET_TIMEOUT = 1.0
 DEFAULT_WAIT_TIMEOUT_MS = 100
+DEFAULT_POOL_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +136,23 @@ class RedisOptions:
     #: After each write, ``WAIT wait_replicas wait_timeout_ms``; 0 for none.
     wait_replicas: int = 0
     wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
+    #: With a cap, a blocking pool: a command waits up to ``pool_timeout``.
+    max_connections: int | None = None
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    health_check_interval: float | None = None
+    socket_keepalive: bool | None = None
+    client_name: str | None = None
+    ssl: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str | None = None
+    ssl_check_hostname: bool | None = None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the engine's connections use TLS."""
+        return self.ssl or (self.url or "").lower().startswith("rediss://")
 
     @property
     def key_prefix(self) -> str:
@@ -145,7 +193,24 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
         startup_nodes=_pairs(options.get("startup_nodes", ())),
         wait_replicas=options.get("wait_replicas", 0),
         wait_timeout_ms=options.get("wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS),
+        max_connections=options.get("max_connections", _url_max_connections(options)),
+        pool_timeout=options.get("pool_timeout", DEFAULT_POOL_TIMEOUT),
+        health_check_interval=options.get("health_check_interval"),
+        socket_keepalive=options.get("socket_keepalive"),
+        client_name=options.get("client_name"),
+        ssl=options.get("ssl", False),
+        **{key: options.get(key) for key in TLS_KEYS},
     )
+
+
+def _url_max_connections(options: Mapping[str, Any]) -> int | None:
+    """A ``max_connections`` in the URL's query: redis-py caps its pool then,
+    which the engine makes a blocking one, as with the key."""
+    url = options.get("url")
+    if not isinstance(url, str):
+        return None
+    values = parse_qs(urlsplit(url).query).get("max_connections")
+    return int(values[0]) if values and values[0].isdigit() else None
 
 
 def _pairs(value: Any) -> tuple[tuple[str, int], ...]:
@@ -169,6 +234,8 @@ def find_problems(value: Any, caches: Mapping[str, Any]) -> list[Problem]:
     problems += _type_problems(value)
     problems += _cluster_problems(value)
     problems += _wait_problems(value)
+    problems += _pool_problems(value)
+    problems += _tls_problems(value)
     return problems
 
 
@@ -192,17 +259,19 @@ def _unknown_keys(options: Mapping[Any, Any]) -> list[Problem]:
 def _topology_problems(
     options: Mapping[Any, Any], caches: Mapping[str, Any]
 ) -> list[Problem]:
-    ways = [
-        name
+    # Each way by the keys the user wrote: {"url": ..., "port": ...} is
+    # "'url' and 'port'", not the names of the ways.
+    written = {
+        name: [key for key in keys if key in options]
         for name, keys in TOPOLOGY_KEYS.items()
-        if any(key in options for key in keys)
-    ]
+    }
+    ways = [name for name, keys in written.items() if keys]
     if len(ways) > 1:
         return [
             Problem(
                 22,
                 "SESSION_REDIS names more than one way to reach Redis: "
-                + " and ".join(repr(way) for way in ways)
+                + " and ".join("/".join(map(repr, written[way])) for way in ways)
                 + ".",
                 "Keep one of url, host (with port), unix_domain_socket_path, "
                 "sentinel_list (with sentinel_master_alias), cache_alias or "
@@ -400,6 +469,60 @@ def _wait_problems(options: Mapping[Any, Any]) -> list[Problem]:
     return problems
 
 
+def _pool_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    if "pool_timeout" in options and "max_connections" not in options:
+        return [
+            Problem(
+                33,
+                "SESSION_REDIS['pool_timeout'] has no effect without max_connections.",
+                "Set max_connections to cap the connections per process; a "
+                "request then waits up to pool_timeout seconds for a free one.",
+            )
+        ]
+    pool_less = options.get("cluster") or "sentinel_list" in options
+    if "pool_timeout" in options and pool_less:
+        return [
+            Problem(
+                33,
+                "SESSION_REDIS['pool_timeout'] has no effect with sentinel_list or "
+                "cluster: redis-py has no blocking pool for them, so a command "
+                "over max_connections fails at once.",
+                "Drop pool_timeout.",
+            )
+        ]
+    return []
+
+
+def _tls_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    tls_keys = [key for key in TLS_KEYS if key in options]
+    url = options.get("url")
+    tls = options.get("ssl") or (
+        isinstance(url, str) and url.lower().startswith("rediss://")
+    )
+    if tls_keys and not tls:
+        return [
+            Problem(
+                34,
+                f"SESSION_REDIS has {', '.join(tls_keys)}, which only apply to "
+                "TLS connections, but TLS is off.",
+                'Add "ssl": True, or use a rediss:// url.',
+            )
+        ]
+    if (
+        options.get("ssl")
+        and isinstance(url, str)
+        and not url.lower().startswith("rediss://")
+    ):
+        return [
+            Problem(
+                34,
+                "SESSION_REDIS['ssl'] is True, but the url is not rediss://.",
+                "A url says whether it uses TLS: write rediss:// and drop ssl.",
+            )
+        ]
+    return []
+
+
 def _is_wait_timeout(value: Any) -> bool:
     # WAIT's 0 means "block forever": a save must never do that.
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -445,6 +568,32 @@ _TYPE_RULES: dict[str, tuple[Any, str]] = {
         _is_wait_timeout,
         "a number of milliseconds above 0 (WAIT's 0 would block forever)",
     ),
+    "max_connections": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "a number of connections above 0",
+    ),
+    "pool_timeout": (
+        lambda v: _is_timeout(v) and v is not None,
+        "a number of seconds above 0",
+    ),
+    "health_check_interval": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+        "a number of seconds (0 for no health checks)",
+    ),
+    "socket_keepalive": (lambda v: isinstance(v, bool), "True or False"),
+    "client_name": (
+        lambda v: isinstance(v, str) and bool(v) and " " not in v,
+        "a name without spaces",
+    ),
+    "ssl": (lambda v: isinstance(v, bool), "True or False"),
+    "ssl_ca_certs": (lambda v: isinstance(v, str) and bool(v), "a file path"),
+    "ssl_certfile": (lambda v: isinstance(v, str) and bool(v), "a file path"),
+    "ssl_keyfile": (lambda v: isinstance(v, str) and bool(v), "a file path"),
+    "ssl_cert_reqs": (
+        lambda v: v in SSL_CERT_REQS,
+        "'required', 'optional' or 'none'",
+    ),
+    "ssl_check_hostname": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 
