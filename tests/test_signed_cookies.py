@@ -409,8 +409,9 @@ class SizeGuardTests(SimpleTestCase):
         for configuration in configurations:
             with self.subTest(**configuration), override_settings(**configuration):
                 self.assert_limit_is_exact("/session/set/", self.data)
-                # A per-session expiry changes Max-Age, or drops it (0).
-                for seconds in ("0", "7", "123456789"):
+                # A per-session expiry changes Max-Age (a whole number of
+                # seconds, even for 7.5), or drops it (0).
+                for seconds in ("0", "7", "7.5", "123456789"):
                     self.assert_limit_is_exact("/session/expiry/", {"seconds": seconds})
 
     def test_subclass_expiry_methods_size_the_cookie(self) -> None:

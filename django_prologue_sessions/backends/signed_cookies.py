@@ -89,7 +89,8 @@ def _cookie_settings() -> _CookieSettings:
 
 
 def _max_age_size(max_age: Any) -> int:
-    return _EXPIRES_SIZE + len(f"; Max-Age={max_age}")
+    # HttpResponse.set_cookie() writes int(max_age): 7 for a float 7.0 too.
+    return _EXPIRES_SIZE + len(f"; Max-Age={int(max_age)}")
 
 
 @receiver(setting_changed)
