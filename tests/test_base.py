@@ -18,6 +18,8 @@ from pickle import loads as imported_loads
 from typing import Any
 from unittest import mock
 
+import pytest
+import redis
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase
 from django.core import signing
@@ -35,6 +37,7 @@ from django_prologue_sessions.backends.base import (
     unpickling_reason,
 )
 from django_prologue_sessions.backends.memory import SessionStore as MemoryStore
+from django_prologue_sessions.backends.redis.store import SessionStore as RedisStore
 from django_prologue_sessions.backends.signed_cookies import (
     SessionStore as CookieStore,
 )
@@ -228,7 +231,7 @@ class RefusalTests(SimpleTestCase):
 
     @override_settings(SESSION_SERIALIZER=dotted(PickleSerializer))
     def test_every_engine_refuses_when_built(self) -> None:
-        for store in (CookieStore, MemoryStore):
+        for store in (CookieStore, MemoryStore, RedisStore):
             with self.subTest(store.__module__):
                 with self.assertRaises(ImproperlyConfigured):
                     store()
@@ -382,3 +385,25 @@ class ExpiryMethodTests(SimpleTestCase):
             "django.utils.timezone.now", side_effect=AssertionError("clock read")
         ):
             self.assertEqual(store.get_expiry_age(), settings.SESSION_COOKIE_AGE)
+
+
+@pytest.mark.redis
+def test_redis_engine_never_unpickles_a_stored_payload(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A pickled value planted in Redis (by whoever can write there) is
+    refused with the serializer, before anything is read."""
+    SIDE_EFFECTS.clear()
+    key = new_session_key()
+    with override_settings(
+        SESSION_ENGINE="django_prologue_sessions.backends.redis",
+        SESSION_REDIS={"url": redis_url},
+        SESSION_SERIALIZER=dotted(PickleSerializer),
+    ):
+        redis_client.hset(RedisStore.redis_key(key), b"\x01x", pickle.dumps(Exploit()))
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = key
+        with pytest.raises(ImproperlyConfigured, match="unpickles"):
+            client.get("/session/get/")
+    assert SIDE_EFFECTS == []
+    assert redis_client.exists(RedisStore.redis_key(key))  # left as it was

@@ -33,6 +33,7 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 
 from django_prologue_sessions.backends._session_keys import session_user_id
 from django_prologue_sessions.backends.base import (
+    CREATE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
 )
@@ -139,6 +140,23 @@ class MemoryStore:
                 if user_id is not None:
                     self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, entry[3], now))
+            return True
+
+    def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
+        """Move a live session to ``new_key``, as new (created now, expiring in
+        ``ttl``): ``True`` if moved, ``None`` if it expired or was deleted,
+        ``False`` if ``new_key`` is taken."""
+        with self._lock:
+            now = _now()
+            entry = self._entries.get(key)
+            if entry is None or entry[1] <= now:
+                return None
+            if new_key in self._entries:
+                return False
+            self._remove(key)
+            if entry[2] is not None:
+                self._index(new_key, entry[2])
+            self._put(new_key, (entry[0], now + ttl, entry[2], now, now))
             return True
 
     def delete(self, key: str) -> None:
@@ -302,6 +320,28 @@ class SessionStore(ServerSessionBase):
                 return
         self.store.delete(session_key)
 
+    def cycle_key(self) -> None:
+        """A new key; for a logged-in session, only while it still exists.
+
+        A logged-in session moves to its new key in one step of the store,
+        so that one ended meanwhile (a logout, "log out everywhere") is not
+        brought back: it gets the new key unstored, and its save raises
+        ``UpdateError``, as any save of an ended session does.
+        """
+        data = self._session  # type: ignore[attr-defined]
+        key = self.session_key
+        if key is None or session_user_id(data) is None:
+            super().cycle_key()
+            return
+        for _attempt in range(CREATE_ATTEMPTS):
+            new_key = self._new_key()
+            moved = self.store.rename(key, new_key, self.get_expiry_age())
+            if moved is not False:
+                self._session_key = new_key
+                self.modified = True
+                return
+        raise RuntimeError("Unable to create a new session key.")
+
     @classmethod
     def clear_expired(cls) -> None:
         cls.store.clear_expired()
@@ -348,6 +388,9 @@ class SessionStore(ServerSessionBase):
 
     async def adelete(self, session_key: str | None = None) -> None:
         self.delete(session_key)
+
+    async def acycle_key(self) -> None:
+        self.cycle_key()
 
     @classmethod
     async def aclear_expired(cls) -> None:
