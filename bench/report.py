@@ -285,6 +285,11 @@ def _trips_cell(data: dict[str, Any]) -> str:
     return f"{trips:g}"
 
 
+def _server_cpu_cell(data: dict[str, Any]) -> str:
+    cpu = data.get("server_cpu_us")
+    return NONE if cpu is None else f"{cpu:.1f}"
+
+
 def _server_cell(data: dict[str, Any]) -> str:
     server = data.get("server")
     return _server_work(server) if server else NONE
@@ -393,6 +398,20 @@ def _latency_sections(results: dict[str, Any]) -> list[str]:
         if any(cell != NONE for cell in cells[1:]):
             rows.append(cells)
     lines += _table(["engine", *SCENARIOS[:3]], rows)
+    rows = []
+    for name, result in engines.items():
+        cells = [_label(name), *_scenario_cells(result, _server_cpu_cell)]
+        if any(cell != NONE for cell in cells[1:]):
+            rows.append(cells)
+    if rows:  # runs before it was measured have none
+        lines += [
+            "",
+            "The Redis server's CPU time per request, in µs (`INFO cpu`, user "
+            "plus system, so the server's socket I/O is in it), over the same "
+            "requests, less the probes' own:",
+            "",
+        ]
+        lines += _table(["engine", *(f"{s} CPU" for s in SCENARIOS)], rows)
     lines += [
         "",
         f"The floor makes {_trips(latency['floor_trips'])} round trips "

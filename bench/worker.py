@@ -149,8 +149,9 @@ class Worker:
         cpu = time.process_time_ns() - cpu_started
         return elapsed / requests / 1000, cpu / requests / 1000
 
-    def _server_counts(self) -> tuple[int, int, dict[str, tuple[int, int]]]:
-        """Reads, commands, and each command's (calls, µs), server-wide."""
+    def _server_counts(self) -> tuple[int, int, dict[str, tuple[int, int]], float]:
+        """Reads, commands, each command's (calls, µs), and the server's CPU
+        time in µs (``INFO cpu``, user and system: I/O included), server-wide."""
         stats = self.redis.info("stats")
         # Redis < 7 has no read counter: commands stand in for round trips.
         reads = stats.get("total_reads_processed", stats["total_commands_processed"])
@@ -158,7 +159,14 @@ class Worker:
             name.removeprefix("cmdstat_"): (int(data["calls"]), int(data["usec"]))
             for name, data in self.redis.info("commandstats").items()
         }
-        return int(reads), int(stats["total_commands_processed"]), per_command
+        cpu = self.redis.info("cpu")
+        cpu_us = (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6
+        return (
+            int(reads),
+            int(stats["total_commands_processed"]),
+            per_command,
+            cpu_us,
+        )
 
     def count_round_trips(self, scenario: str, requests: int) -> dict[str, Any]:
         """Round trips and commands per request, as the Redis server counts them.
@@ -170,20 +178,26 @@ class Worker:
         are listed too).
         """
         if self.redis is None:
-            return {"round_trips": None, "commands": None, "server": None}
+            return {
+                "round_trips": None,
+                "commands": None,
+                "server": None,
+                "server_cpu_us": None,
+            }
         cookie = self.fixture(scenario)
         path = self.path(scenario)
         for _ in range(5):  # connections and their handshakes happen here
             request(self.app, path, cookie, self.cookie_name)
         first = self._server_counts()
         second = self._server_counts()
-        probe = (second[0] - first[0], second[1] - first[1])
+        probe = (second[0] - first[0], second[1] - first[1], second[3] - first[3])
         before = self._server_counts()
         for _ in range(requests):
             request(self.app, path, cookie, self.cookie_name)
         after = self._server_counts()
         reads = (after[0] - before[0] - probe[0]) / requests
         commands = (after[1] - before[1] - probe[1]) / requests
+        server_cpu = (after[3] - before[3] - probe[2]) / requests
         server = {}
         for name, (calls, usec) in after[2].items():
             calls_before, usec_before = before[2].get(name, (0, 0))
@@ -196,6 +210,7 @@ class Worker:
             "round_trips": round(reads, 2),
             "commands": round(commands, 2),
             "server": server,
+            "server_cpu_us": round(server_cpu, 1),
         }
 
     def cookie_bytes(self) -> int | None:

@@ -8,8 +8,32 @@ import redis
 from tests.redis_server import (
     NoRedisServer,
     RedisServer,
+    find_server_binary,
     server_url_from_environment,
+    server_version,
 )
+
+
+def pytest_report_header() -> list[str]:
+    """The Redis server and client the run uses, as CI runs several."""
+    try:
+        import hiredis
+
+        reader = f"hiredis {hiredis.__version__}"
+    except ImportError:
+        reader = "no hiredis"
+    lines = [f"redis-py {redis.__version__}, {reader}"]
+    url = server_url_from_environment()
+    if url:
+        lines.append(f"Redis: $REDIS_URL {url}")
+    else:
+        try:
+            binary = find_server_binary()
+        except NoRedisServer:
+            binary = ""
+        if binary:
+            lines.append(f"Redis: {server_version(binary)} ({binary})")
+    return lines
 
 
 @pytest.fixture(scope="session")

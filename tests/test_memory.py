@@ -26,11 +26,8 @@ from django.test import Client, RequestFactory, SimpleTestCase, override_setting
 from django.urls import path
 
 from django_prologue_sessions.backends import memory
-from django_prologue_sessions.backends.memory import (
-    MemoryStore,
-    SessionStore,
-    new_session_key,
-)
+from django_prologue_sessions.backends._session_keys import new_session_key
+from django_prologue_sessions.backends.memory import MemoryStore, SessionStore
 from tests import views
 from tests.session_contract import SessionContractTests
 

@@ -1,7 +1,7 @@
 """Edges of the Redis engine found by trying it as a new user would, each
 against the real server: fractional expiry, keys no UTF-8 codec accepts, a
-re-key racing a logout, a write whose outcome is unknown, and the Lua
-scripts' arguments."""
+write whose outcome is unknown, and the Lua scripts' arguments. (A re-key
+racing a logout: tests/test_cycle_key.py, for the memory engine too.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,8 +24,6 @@ from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
 )
-from django_prologue_sessions.user_sessions import list_sessions
-from tests import views
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -113,101 +110,6 @@ def test_keys_with_lone_surrogates_are_stored_async(store: redis.Redis) -> None:
         return dict(await SessionStore(session.session_key).aitems())
 
     assert asyncio.run(round_trip()) == ODD_KEYS
-
-
-# A re-key racing the end of the session --------------------------------------------
-
-
-def sessions_stored(client: redis.Redis) -> list[bytes]:
-    """The sessions' hashes (a user's index may stay until it prunes itself:
-    a flush() that did not load the session does not know its user)."""
-    return [key for key in client.keys("*") if b":user:" not in key]
-
-
-@pytest.fixture
-def cycle_gate() -> Iterator[None]:
-    views.CYCLE_LOADED.clear()
-    views.CYCLE_GO_ON.clear()
-    yield
-    views.CYCLE_GO_ON.set()
-
-
-def end_while_a_request_rekeys(end: str) -> tuple[int, Client, Client]:
-    """Log in; a request loads the session, then the session is ended by
-    ``end`` in another request; then the first request re-keys it. Returns
-    the re-keying request's status and the two clients."""
-    first = Client()
-    assert (
-        first.get("/session/set/", {"_auth_user_id": "7", "k": "v"}).status_code == 200
-    )
-    second = Client()
-    second.cookies = first.cookies
-    status: list[int] = []
-    thread = threading.Thread(
-        target=lambda: status.append(first.get("/session/cycle-later/").status_code)
-    )
-    thread.start()
-    assert views.CYCLE_LOADED.wait(10)
-    if end == "logout":
-        assert second.get("/session/flush/").status_code == 200
-    else:
-        from django_prologue_sessions.user_sessions import revoke_all
-
-        assert revoke_all("7") == 1
-    views.CYCLE_GO_ON.set()
-    thread.join(10)
-    return status[0], first, second
-
-
-@pytest.mark.parametrize("end", ["logout", "revoke_all"])
-@pytest.mark.usefixtures("cycle_gate")
-def test_a_session_ended_meanwhile_is_not_brought_back_by_cycle_key(
-    store: redis.Redis, end: str
-) -> None:
-    status, first, _ = end_while_a_request_rekeys(end)
-    # What a save of an ended session gets: Django's middleware turns the
-    # engine's UpdateError into SessionInterrupted, a 400.
-    assert status == 400
-    assert sessions_stored(store) == []
-    assert list_sessions("7") == []
-    assert first.get("/session/get/").json() == {}
-
-
-@pytest.mark.usefixtures("cycle_gate")
-def test_a_session_still_there_is_rekeyed(store: redis.Redis) -> None:
-    first = Client()
-    first.get("/session/set/", {"_auth_user_id": "7", "k": "v"})
-    old = first.cookies["sessionid"].value
-    views.CYCLE_GO_ON.set()
-    assert first.get("/session/cycle-later/").status_code == 200
-    new = first.cookies["sessionid"].value
-    assert new != old
-    assert new[:8] == old[:8]  # the user's tag: the same slot, the same index
-    assert first.get("/session/get/").json() == {
-        "_auth_user_id": "7",
-        "k": "v",
-        "_auth_user_hash": "after a password change",
-    }
-    assert not SessionStore().exists(old)
-
-
-def test_acycle_key_of_an_ended_session_fails_its_save(store: redis.Redis) -> None:
-    async def race() -> None:
-        session = SessionStore()
-        await session.aset("_auth_user_id", "7")
-        await session.asave()
-        request = SessionStore(session.session_key)
-        assert await request.aget("_auth_user_id") == "7"
-        await SessionStore(session.session_key).adelete()  # a logout elsewhere
-        await request.acycle_key()
-        from django.contrib.sessions.backends.base import UpdateError
-
-        with pytest.raises(UpdateError):
-            await request.asave()
-
-    asyncio.run(race())
-    assert sessions_stored(store) == []
-    assert list_sessions("7") == []
 
 
 # A write whose outcome is unknown --------------------------------------------------

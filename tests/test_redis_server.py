@@ -42,7 +42,15 @@ def test_sentinel_setup_fails_over_to_the_replica() -> None:
         primary.wait(1, 2000)
         setup.kill_primary_and_wait_for_failover()
         assert setup.master_port() == setup.replica.port
-        assert primary.get("written-before") == b"1"
+        # A client asked after the failover (the old one's pooled connection
+        # to the dead primary is redis-py's to recover, which 8.0.1 with
+        # hiredis does not: the engine's own recovery is tested elsewhere).
+        promoted = sentinel.master_for(setup.master_name, socket_timeout=1)
+        assert promoted.get("written-before") == b"1"
+        assert promoted.connection_pool.get_master_address() == (
+            "127.0.0.1",
+            setup.replica.port,
+        )
 
 
 def test_cluster_setup_spreads_slots_over_three_primaries() -> None:

@@ -44,7 +44,7 @@ def save_new(key: str, user_id: str, expiry: int | None = None) -> None:
     session[SESSION_KEY] = user_id
     if expiry is not None:
         session.set_expiry(expiry)
-    with mock.patch.object(memory, "new_session_key", return_value=key):
+    with mock.patch.object(SessionStore, "_new_key", return_value=key):
         session.save()
     assert session.session_key == key
 

@@ -5,13 +5,14 @@ Each process has its own store: with several worker processes a user's
 requests reach stores that know nothing of each other, and a restart forgets
 every session. Use the Redis engine anywhere else.
 
-A session is stored as its serialized bytes (``SESSION_SERIALIZER``), so a load
-decodes a fresh copy: changing a value read from the session changes nothing
-stored until the session is saved, and two requests on one session never share
-an object. ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it,
-expired sessions go first, then the least recently used (its user is logged
-out). Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's
-cache engine.
+A session is stored as its serialized bytes (``SESSION_SERIALIZER``; one that
+unpickles is refused, see ``backends/base.py``), so a load decodes a fresh
+copy: changing a value read from the session changes nothing stored until the
+session is saved, and two requests on one session never share an object.
+``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it, expired
+sessions go first, then the least recently used (its user is logged out).
+Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
+engine.
 
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
@@ -26,18 +27,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.contrib.sessions.backends.base import (
-    CreateError,
-    SessionBase,
-    UpdateError,
-)
+from django.contrib.sessions.backends.base import CreateError, UpdateError
 
-from django_prologue_sessions.backends._session_keys import (
-    new_session_key,
-    session_user_id,
+from django_prologue_sessions.backends._session_keys import session_user_id
+from django_prologue_sessions.backends.base import (
+    CREATE_ATTEMPTS,
+    ServerSessionBase,
+    date_from_timestamp,
 )
 from django_prologue_sessions.conf import app_settings
 
@@ -142,6 +140,23 @@ class MemoryStore:
                 if user_id is not None:
                     self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, entry[3], now))
+            return True
+
+    def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
+        """Move a live session to ``new_key``, as new (created now, expiring in
+        ``ttl``): ``True`` if moved, ``None`` if it expired or was deleted,
+        ``False`` if ``new_key`` is taken."""
+        with self._lock:
+            now = _now()
+            entry = self._entries.get(key)
+            if entry is None or entry[1] <= now:
+                return None
+            if new_key in self._entries:
+                return False
+            self._remove(key)
+            if entry[2] is not None:
+                self._index(new_key, entry[2])
+            self._put(new_key, (entry[0], now + ttl, entry[2], now, now))
             return True
 
     def delete(self, key: str) -> None:
@@ -252,7 +267,7 @@ class MemoryStore:
         return removed
 
 
-class SessionStore(SessionBase):
+class SessionStore(ServerSessionBase):
     """A session in this process's ``MemoryStore``."""
 
     #: Shared by every instance; a subclass may set a store of its own.
@@ -268,7 +283,7 @@ class SessionStore(SessionBase):
         data = None if key is None else self.store.get(key)
         if data is not None:
             try:
-                session: dict[str, Any] = self.serializer().loads(data)
+                session: dict[str, Any] = self.serializer_class().loads(data)
                 return session
             except Exception:
                 # Only if SESSION_SERIALIZER changed since the save: the
@@ -280,19 +295,6 @@ class SessionStore(SessionBase):
     def exists(self, session_key: str | None) -> bool:
         return session_key is not None and self.store.exists(session_key)
 
-    def create(self) -> None:
-        # add() refuses a key in use, so no exists() round first; a clash
-        # needs two equal random keys, so a few tries are plenty.
-        for _ in range(10):
-            self._session_key = new_session_key()
-            try:
-                self.save(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key.")
-
     def save(self, must_create: bool = False) -> None:
         # Read first: loading drops a key that has expired or was deleted.
         session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
@@ -301,7 +303,7 @@ class SessionStore(SessionBase):
             self.create()
             return
         user_id = session_user_id(session)
-        data = self.serializer().dumps(session)
+        data = self.serializer_class().dumps(session)
         ttl = self.get_expiry_age()
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
@@ -317,6 +319,28 @@ class SessionStore(SessionBase):
             if session_key is None:
                 return
         self.store.delete(session_key)
+
+    def cycle_key(self) -> None:
+        """A new key; for a logged-in session, only while it still exists.
+
+        A logged-in session moves to its new key in one step of the store,
+        so that one ended meanwhile (a logout, "log out everywhere") is not
+        brought back: it gets the new key unstored, and its save raises
+        ``UpdateError``, as any save of an ended session does.
+        """
+        data = self._session  # type: ignore[attr-defined]
+        key = self.session_key
+        if key is None or session_user_id(data) is None:
+            super().cycle_key()
+            return
+        for _attempt in range(CREATE_ATTEMPTS):
+            new_key = self._new_key()
+            moved = self.store.rename(key, new_key, self.get_expiry_age())
+            if moved is not False:
+                self._session_key = new_key
+                self.modified = True
+                return
+        raise RuntimeError("Unable to create a new session key.")
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -334,9 +358,9 @@ class SessionStore(SessionBase):
         return [
             UserSession(
                 session_key=key,
-                created=_date(created + offset),
-                last_seen=_date(last_saved + offset),
-                expires=_date(expires_at + offset),
+                created=date_from_timestamp(created + offset),
+                last_seen=date_from_timestamp(last_saved + offset),
+                expires=date_from_timestamp(expires_at + offset),
             )
             for key, created, last_saved, expires_at in cls.store.user_sessions(user_id)
         ]
@@ -359,19 +383,15 @@ class SessionStore(SessionBase):
     async def aexists(self, session_key: str | None) -> bool:
         return self.exists(session_key)
 
-    async def acreate(self) -> None:
-        self.create()
-
     async def asave(self, must_create: bool = False) -> None:
         self.save(must_create)
 
     async def adelete(self, session_key: str | None = None) -> None:
         self.delete(session_key)
 
+    async def acycle_key(self) -> None:
+        self.cycle_key()
+
     @classmethod
     async def aclear_expired(cls) -> None:
         cls.clear_expired()
-
-
-def _date(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)

@@ -1,7 +1,9 @@
 """A session engine that keeps the whole session in a signed cookie.
 
-A drop-in for ``django.contrib.sessions.backends.signed_cookies`` (and able
-to read its cookies) that also:
+A drop-in for ``django.contrib.sessions.backends.signed_cookies``: the cookie
+is signed by ``django.core.signing`` (``TimestampSigner``, compressed, with
+the salt of Django's engine), so each engine reads the other's cookies, byte
+for byte the same. It also:
 
 - enforces each session's own expiry on the server, from the signing time
   carried in the cookie, not only ``SESSION_COOKIE_AGE``;
@@ -9,34 +11,35 @@ to read its cookies) that also:
   is on, so that the client cannot read its session;
 - raises ``SessionCookieTooLarge`` when saving, rather than send a cookie that
   the browser would silently drop;
-- logs every rejected cookie on ``django.security.SuspiciousSession``.
+- logs every rejected cookie on ``django.security.SuspiciousSession``;
+- refuses a ``SESSION_SERIALIZER`` that unpickles (``SessionStoreBase``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import SessionBase
+from django.core import signing
 from django.core.signals import setting_changed
-from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 
-from django_prologue_sessions.backends import _cookie_codec
+from django_prologue_sessions.backends import _cookie_encryption
+from django_prologue_sessions.backends.base import SessionStoreBase
 from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.exceptions import SessionCookieTooLarge
 
 logger = logging.getLogger("django.security.SuspiciousSession")
 
+#: The salt of Django's engine, so that either reads the other's cookies.
+SALT = "django.contrib.sessions.backends.signed_cookies"
+
 # "; expires=Thu, 01 Jan 1970 00:00:00 GMT": http_date() is always 29 chars.
 _EXPIRES_SIZE = len("; expires=") + 29
-# What JSONSerializer.dumps() does, without making an encoder per call.
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
 # The methods that decide the cookie's expiry attributes.
 _EXPIRY_METHODS = (
     "get_expiry_age",
@@ -46,6 +49,8 @@ _EXPIRY_METHODS = (
 
 
 class _CookieSettings(NamedTuple):
+    # Holds SECRET_KEY and SECRET_KEY_FALLBACKS as they were when built.
+    signer: signing.TimestampSigner
     encrypt: bool
     max_bytes: int
     # The Set-Cookie bytes besides the value and the expiry attributes.
@@ -72,6 +77,7 @@ def _cookie_settings() -> _CookieSettings:
         attributes.append(f"; SameSite={settings.SESSION_COOKIE_SAMESITE}")
     cookie_age = settings.SESSION_COOKIE_AGE
     return _CookieSettings(
+        signer=signing.TimestampSigner(salt=SALT),
         encrypt=app_settings.PROLOGUE_SESSIONS_COOKIE_ENCRYPTION,
         max_bytes=app_settings.PROLOGUE_SESSIONS_COOKIE_MAX_BYTES,
         attributes_size=len("".join(attributes).encode()),
@@ -83,41 +89,47 @@ def _cookie_settings() -> _CookieSettings:
 
 
 def _max_age_size(max_age: Any) -> int:
-    return _EXPIRES_SIZE + len(f"; Max-Age={max_age}")
+    # HttpResponse.set_cookie() writes int(max_age): 7 for a float 7.0 too.
+    return _EXPIRES_SIZE + len(f"; Max-Age={int(max_age)}")
 
 
 @receiver(setting_changed)
 def _reset_cookie_settings(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith(
-        ("SESSION_COOKIE_", "SESSION_EXPIRE_", "PROLOGUE_SESSIONS_COOKIE_")
+        ("SESSION_COOKIE_", "SESSION_EXPIRE_", "PROLOGUE_SESSIONS_COOKIE_", "SECRET_")
     ):
         _cookie_settings.cache_clear()
 
 
-class SessionStore(SessionBase):
+class SessionStore(SessionStoreBase):
     # Provided by SessionBase, missing from django-stubs.
     _session: dict[str, Any]
     _session_cache: dict[str, Any]
-    # Whether the expiry methods are SessionBase's, so that save() may size
+    # Whether the expiry methods are SessionStoreBase's, so that save() may size
     # the expiry attributes from the session and cached settings alone.
     _stock_expiry = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._stock_expiry = all(
-            getattr(cls, name) is getattr(SessionBase, name) for name in _EXPIRY_METHODS
+            getattr(cls, name) is getattr(SessionStoreBase, name)
+            for name in _EXPIRY_METHODS
         )
 
     def load(self) -> dict[str, Any]:
         """Read the session from the cookie; an invalid or expired one is empty."""
         if self.session_key is None:
             return {}
+        value = self.session_key
         try:
-            data, signed_at = _cookie_codec.decode(self.session_key)
-            if self.serializer is JSONSerializer:
-                session = json.loads(data.decode("latin-1"))
+            if value.startswith(_cookie_encryption.ENCRYPTED_PREFIX):
+                data, signed_at = _cookie_encryption.decrypt(value)
+                session = self.serializer_class().loads(data)
             else:
-                session = self.serializer().loads(data)
+                signer = _cookie_settings().signer
+                session = signer.unsign_object(value, serializer=self.serializer_class)
+                # What unsign() checked the signature of: "data:timestamp".
+                signed_at = signing.b62_decode(value.rsplit(signer.sep, 2)[1])
             if not isinstance(session, dict):
                 raise ValueError("The session is not a dict.")
             if not self._expired(session.get("_session_expiry"), signed_at):
@@ -146,11 +158,13 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         config = _cookie_settings()
         session = self._session
-        if self.serializer is JSONSerializer:
-            data = _JSON_ENCODER.encode(session).encode("latin-1")
+        if config.encrypt:
+            data = self.serializer_class().dumps(session)
+            value = _cookie_encryption.encrypt(data, int(time.time()))
         else:
-            data = self.serializer().dumps(session)
-        value = _cookie_codec.encode(data, int(time.time()), encrypt=config.encrypt)
+            value = config.signer.sign_object(
+                session, serializer=self.serializer_class, compress=True
+            )
         size = (
             len(value)
             + config.attributes_size

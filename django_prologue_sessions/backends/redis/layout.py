@@ -109,9 +109,7 @@ class FieldCodec:
         self.serializer = serializer
         # Under Django's JSONSerializer a string value is stored as it is.
         self.raw_strings = raw_strings
-        # Django's JSONSerializer.dumps() builds a JSONEncoder per call; the
-        # same encoder, built once, writes the same bytes.
-        self.dumps = _json_dumps if raw_strings else serializer.dumps
+        self.dumps = serializer.dumps
 
     def encode(self, data: dict[str, Any]) -> Fields:
         raw_strings, dumps = self.raw_strings, self.dumps
@@ -174,11 +172,3 @@ def _field_name(name: Any) -> bytes:
     raise TypeError(
         f"Session keys must be strings, not {type(name).__name__}: {name!r}"
     )
-
-
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _json_dumps(value: Any) -> bytes:
-    """``JSONSerializer().dumps(value)``, without building an encoder each time."""
-    return _compact_json(value).encode("latin-1")

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
     CreateError,
-    SessionBase,
     UpdateError,
 )
 from django.core.signing import JSONSerializer
@@ -35,6 +34,11 @@ from django_prologue_sessions.backends._session_keys import (
     USER_ID_KEY,
     new_session_key,
     session_user_id,
+)
+from django_prologue_sessions.backends.base import (
+    CREATE_ATTEMPTS,
+    ServerSessionBase,
+    date_from_timestamp,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
@@ -63,8 +67,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
-# Five clashes in a row among 36**24 keys means something else is wrong.
-CREATE_ATTEMPTS = 5
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
 
@@ -82,11 +84,11 @@ class Write:
     creates: bool
 
 
-class SessionStore(SessionBase):
+class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self._codec = layout.FieldCodec(
-            self.serializer(), raw_strings=self.serializer is JSONSerializer
+            self.serializer_class(), raw_strings=self.serializer is JSONSerializer
         )
         # The fields as loaded or last written, to send only what changed;
         # None when unknown (the session was emptied before it was loaded).
@@ -130,14 +132,6 @@ class SessionStore(SessionBase):
         if key == USER_ID_KEY and self._unsaved_key is not None:
             self._fit_unsaved_key()
 
-    def get_expiry_age(self, **kwargs: Any) -> int:
-        # Django's reads the clock even when the session has no expiry of its
-        # own, the usual case (and the middleware asks for the age too).
-        if not kwargs and not self.get("_session_expiry"):
-            age: int = self.get_session_cookie_age()
-            return age
-        return super().get_expiry_age(**kwargs)
-
     # Reading ---------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
@@ -180,28 +174,6 @@ class SessionStore(SessionBase):
         return bool(found)
 
     # Writing ---------------------------------------------------------------
-
-    def create(self) -> None:
-        for _attempt in range(CREATE_ATTEMPTS):
-            self._session_key = self._new_key()
-            try:
-                self.save(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new Redis session key.")
-
-    async def acreate(self) -> None:
-        for _attempt in range(CREATE_ATTEMPTS):
-            self._session_key = self._new_key()
-            try:
-                await self.asave(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new Redis session key.")
 
     def save(self, must_create: bool = False) -> None:
         if self._session_key is None:
@@ -317,13 +289,15 @@ class SessionStore(SessionBase):
             now = _now()
             for i in range(0, len(found), 4):
                 key, created, saved, ms_left = found[i : i + 4]
-                created_at = _date(float(created or now))
+                created_at = date_from_timestamp(float(created or now))
                 sessions.append(
                     UserSession(
                         session_key=key.decode(),
                         created=created_at,
-                        last_seen=_date(float(saved)) if saved else created_at,
-                        expires=_date(now + ms_left / 1000)
+                        last_seen=date_from_timestamp(float(saved))
+                        if saved
+                        else created_at,
+                        expires=date_from_timestamp(now + ms_left / 1000)
                         if ms_left >= 0
                         else datetime.max.replace(tzinfo=UTC),
                     )
@@ -652,10 +626,6 @@ class SessionStore(SessionBase):
 def _pairs(raw: list[Any]) -> Any:
     pairs = iter(raw)
     return zip(pairs, pairs, strict=True)
-
-
-def _date(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def unavailable(exc: RedisUnavailable, write: bool = False) -> SessionStoreUnavailable:

@@ -1,0 +1,279 @@
+"""What every session engine of this package shares.
+
+- ``SessionStoreBase``: the base of every engine's ``SessionStore``. It refuses
+  a ``SESSION_SERIALIZER`` that unpickles, when the store is built, so before
+  any cookie or stored payload is decoded: a forged or tampered payload must
+  never reach ``pickle.loads``, and WSGI servers run no system checks. It also
+  picks the serializer the engine uses (``serializer_class``), and answers the
+  expiry questions ``SessionMiddleware`` asks on every save without reading a
+  setting or the clock each time.
+- ``ServerSessionBase``: for engines that keep sessions on the server (memory,
+  Redis): ``create()`` and ``acreate()`` with a bounded number of attempts.
+- ``FastJSONSerializer`` and ``compact_json``: Django's JSON, byte for byte,
+  through one encoder built once.
+- ``date_from_timestamp``: a store's time as an aware UTC datetime.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import types
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, SessionBase
+from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from django_prologue_sessions.backends._session_keys import new_session_key
+
+__all__ = [
+    "CREATE_ATTEMPTS",
+    "FastJSONSerializer",
+    "ServerSessionBase",
+    "SessionStoreBase",
+    "compact_json",
+    "date_from_timestamp",
+    "refuse_unpickling",
+    "session_settings",
+    "unpickling_reason",
+]
+
+# Five clashes in a row among 36**24 keys or more means something else is wrong.
+CREATE_ATTEMPTS = 5
+
+#: ``json.dumps(value, separators=(",", ":"))``: one encoder, built once.
+compact_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+
+SAFE_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+
+
+class FastJSONSerializer(signing.JSONSerializer):
+    """Django's ``JSONSerializer``, the same bytes, without an encoder per call."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return compact_json(obj).encode("latin-1")
+
+
+def date_from_timestamp(timestamp: float) -> datetime:
+    """A POSIX timestamp as an aware datetime in UTC."""
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+# Refusing pickle -------------------------------------------------------------
+
+# Modules whose loading runs code named by the data: pickle and its kin.
+_UNPICKLING_MODULES = frozenset(
+    {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "jsonpickle"}
+)
+
+
+def _unpickles(obj: Any) -> bool:
+    """Whether ``obj`` is one of the unpickling modules, or comes from one."""
+    if not isinstance(obj, types.ModuleType) and not hasattr(obj, "__module__"):
+        return False
+    name = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
+    return isinstance(name, str) and name.partition(".")[0] in _UNPICKLING_MODULES
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    """``code`` and the code of the functions and lambdas defined in it."""
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def _unpickling_call(
+    function: Any, owner: Any, seen: set[int], depth: int = 0
+) -> str | None:
+    """What unpickling callable ``function`` is or calls, by name; else None.
+
+    Follows the globals its code names (``pickle``, ``loads`` imported from
+    it) and the methods of ``owner`` it names (``self._decode``), a few
+    levels deep.
+    """
+    function = inspect.unwrap(function)
+    while isinstance(function, functools.partial):
+        function = function.func
+    if id(function) in seen or depth > 3:
+        return None
+    seen.add(id(function))
+    if _unpickles(function):
+        return f"{function.__module__}.{getattr(function, '__qualname__', '?')}"
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return None
+    namespace = getattr(function, "__globals__", {})
+    for block in _code_objects(code):
+        for name in block.co_names:
+            target = namespace.get(name)
+            if target is not None and _unpickles(target):
+                return f"{function.__qualname__}() uses {name}"
+            method = getattr(owner, name, None)
+            if callable(method):
+                found = _unpickling_call(method, owner, seen, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def unpickling_reason(serializer: Any) -> str | None:
+    """Why ``serializer`` (a ``SESSION_SERIALIZER``) unpickles; ``None`` if not.
+
+    Certain signs only: a class (or base class) of a pickle module or with
+    "pickle" in its name, or a ``loads`` that is, or calls, pickle's (or
+    dill's, cloudpickle's, jsonpickle's) loading functions.
+    """
+    while isinstance(serializer, functools.partial):  # a factory of one
+        serializer = serializer.func
+    classes = inspect.getmro(serializer) if inspect.isclass(serializer) else ()
+    for cls in classes:
+        if (
+            _unpickles(cls)
+            or "pickle" in f"{cls.__module__}.{cls.__qualname__}".lower()
+        ):
+            return f"{cls.__module__}.{cls.__qualname__} is a pickle serializer"
+    loads = getattr(serializer, "loads", None)
+    if loads is None:
+        return None
+    found = _unpickling_call(loads, serializer, set())
+    if found is not None:
+        return f"its loads() unpickles ({found})"
+    return None
+
+
+@functools.cache
+def refuse_unpickling(serializer: Any) -> type[Any]:
+    """The serializer class an engine uses for ``serializer``; refuse pickle.
+
+    Raise ``ImproperlyConfigured`` if ``serializer`` unpickles. Django's
+    ``JSONSerializer`` gives ``FastJSONSerializer`` (the same bytes); any
+    other serializer is used as it is.
+    """
+    reason = unpickling_reason(serializer)
+    if reason is not None:
+        name = ".".join(
+            str(getattr(serializer, attribute, "?"))
+            for attribute in ("__module__", "__qualname__")
+        )
+        raise ImproperlyConfigured(
+            f"SESSION_SERIALIZER {name!r} unpickles: {reason}. The session "
+            "engines of django_prologue_sessions refuse it, because unpickling "
+            "a session payload runs any code a forged or tampered payload "
+            "names. Use SESSION_SERIALIZER = "
+            f"{SAFE_SERIALIZER!r} (the default), and store in the session only "
+            "what JSON can hold."
+        )
+    if serializer is signing.JSONSerializer:
+        return FastJSONSerializer
+    result: type[Any] = serializer
+    return result
+
+
+class SessionSettings(NamedTuple):
+    cookie_age: int
+    expire_at_browser_close: bool
+
+
+@functools.cache
+def session_settings() -> SessionSettings:
+    """The session settings every save reads, read once.
+
+    A setting read costs about as much as the rest of an expiry method; the
+    cache is emptied whenever a setting changes (``override_settings``), as
+    Django does for its password hashers.
+    """
+    return SessionSettings(
+        cookie_age=settings.SESSION_COOKIE_AGE,
+        expire_at_browser_close=settings.SESSION_EXPIRE_AT_BROWSER_CLOSE,
+    )
+
+
+@receiver(setting_changed)
+def _reset_session_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("SESSION_"):
+        session_settings.cache_clear()
+
+
+class SessionStoreBase(SessionBase):
+    """The base of every ``SessionStore`` of this package.
+
+    Building a store refuses a ``SESSION_SERIALIZER`` that unpickles
+    (``ImproperlyConfigured``), once per serializer class: no request of an
+    engine of this package decodes anything with it.
+
+    The expiry methods give ``SessionBase``'s answers, from settings read once
+    (``session_settings()``), and with no clock read for a session without an
+    expiry of its own, the usual case. A subclass may still override them.
+    """
+
+    #: The class that serializes the session: ``self.serializer``, or the
+    #: faster class that writes the same bytes (``refuse_unpickling()``).
+    serializer_class: type[Any]
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        self.serializer_class = refuse_unpickling(self.serializer)
+
+    def get_session_cookie_age(self) -> int:
+        return session_settings().cookie_age
+
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        if not kwargs and not self.get("_session_expiry"):
+            return self.get_session_cookie_age()
+        age: int = super().get_expiry_age(**kwargs)
+        return age
+
+    def get_expire_at_browser_close(self) -> bool:
+        expiry = self.get("_session_expiry")
+        if expiry is None:
+            return session_settings().expire_at_browser_close
+        return bool(expiry == 0)
+
+
+class ServerSessionBase(SessionStoreBase):
+    """A store that keeps sessions on the server, under random keys.
+
+    ``create()`` and ``acreate()`` try ``CREATE_ATTEMPTS`` new keys, each
+    saved with ``must_create=True`` (which raises ``CreateError`` on a key in
+    use), then give up with ``RuntimeError``. ``_new_key()`` makes each key.
+    """
+
+    def _new_key(self) -> str:
+        """A new session key; an engine may derive it from the session."""
+        return new_session_key()
+
+    def create(self) -> None:
+        for _attempt in range(CREATE_ATTEMPTS):
+            self._session_key = self._new_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(self._no_key_message())
+
+    async def acreate(self) -> None:
+        for _attempt in range(CREATE_ATTEMPTS):
+            self._session_key = self._new_key()
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError(self._no_key_message())
+
+    def _no_key_message(self) -> str:
+        return (
+            f"Unable to create a new session key: {CREATE_ATTEMPTS} new keys in "
+            f"a row were refused ({type(self).__module__})."
+        )
