@@ -10,13 +10,16 @@ difference of two readings around its load.
 Under ``PYTHONDEVMODE=1`` it also turns on asyncio's debug mode (slow
 callbacks reported, ...), which uvicorn turns off on Python 3.11: its
 backport of ``asyncio.run()`` passes ``debug=False`` where the standard one
-passes ``None``. It is turned on at the first request, on the server's loop.
+passes ``None``. It is turned on at the first request, on the server's loop,
+with the slow-callback threshold of ``$ASGI_SLOW_CALLBACK_SECONDS`` (asyncio's
+0.1 s by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -31,6 +34,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 STATS_PATH = "/_stats/"
+_SLOW_CALLBACK = float(os.environ.get("ASGI_SLOW_CALLBACK_SECONDS", "0.1"))
 
 _hops = install()
 _django = get_asgi_application()
@@ -49,7 +53,9 @@ def stats() -> dict[str, Any]:
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     global _requests
     if sys.flags.dev_mode:
-        asyncio.get_running_loop().set_debug(True)
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = _SLOW_CALLBACK
     if scope["type"] == "http" and scope["path"] == STATS_PATH:
         body = json.dumps(stats()).encode()
         await send(
