@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -219,7 +220,6 @@ class Pause:
 
     def __enter__(self) -> Pause:
         os.kill(self.pid, signal.SIGSTOP)
-        self.began = time.monotonic()
         return self
 
     def resume(self) -> None:
@@ -257,33 +257,54 @@ def wait_until_received(server: AsgiServer, requests_before: int) -> None:
     time.sleep(0.3)
 
 
-def visitor_with_a_message(server: AsgiServer) -> Visitor:
-    visitor = Visitor(server.port)
-    assert visitor.get("/flash/add/", message="kept", level="warning")[0] == 200
-    visitor.close()
-    return visitor
+@dataclass
+class Race:
+    """What happened while Redis was paused (``race()``)."""
+
+    untouched_served_at: float
+    waiting_was_pending: bool
+    resumed_at: float
+    waiting_answer: Any
+    output: str
+
+
+def race(server: AsgiServer, redis_server: RedisServer, path: str) -> Race:
+    """Pause Redis for ``PAUSE`` s while a visitor's ``path`` waits on its session.
+
+    Meanwhile a request that touches no session is sent: when was it served,
+    and was the waiting request still waiting then?
+    """
+    start = server.output_end()
+    waiting_visitor = Visitor(server.port)
+    assert waiting_visitor.get("/flash/add/", message="kept", level="warning")[0] == 200
+    waiting_visitor.close()
+    requests_before = server.stats()["requests"]
+    with Pause(redis_server) as pause:
+        resume = threading.Timer(PAUSE, pause.resume)
+        resume.start()
+        waiting = Waiting(waiting_visitor, path)
+        waiting.start()
+        wait_until_received(server, requests_before)
+        assert Visitor(server.port).get("/untouched/") == (200, b"untouched")
+        served_at = time.monotonic()
+        was_pending = waiting.is_alive()
+        resume.join()
+    waiting.join(15)
+    assert pause.resumed_at is not None
+    return Race(
+        served_at, was_pending, pause.resumed_at, waiting.answer, server.output(start)
+    )
 
 
 def test_a_request_without_session_is_served_while_redis_is_paused(
     plain_server: AsgiServer, paused_redis: RedisServer
 ) -> None:
-    start = plain_server.output_end()
-    waiting_visitor = visitor_with_a_message(plain_server)
-    requests_before = plain_server.stats()["requests"]
-    with Pause(paused_redis) as pause:
-        waiting = Waiting(waiting_visitor, "/flash/get/")
-        waiting.start()
-        wait_until_received(plain_server, requests_before)
-        assert Visitor(plain_server.port).get("/untouched/") == (200, b"untouched")
-        served_at = time.monotonic()
-        still_waiting = waiting.is_alive()
-        time.sleep(max(0.0, pause.began + PAUSE - time.monotonic()))
-    waiting.join(15)
-    assert served_at < pause.began + PAUSE
-    assert still_waiting
+    seen = race(plain_server, paused_redis, "/flash/get/")
+    assert seen.untouched_served_at < seen.resumed_at
+    assert seen.waiting_was_pending
     # Redis back, the waiting request gets its message.
-    assert waiting.answer == [[30, "kept"]]
-    assert plain_server.output(start) == ""
+    assert seen.waiting_answer == [[30, "kept"]]
+    assert seen.output == ""
 
 
 def test_a_sync_flash_function_in_an_async_view_holds_up_the_worker(
@@ -291,21 +312,8 @@ def test_a_sync_flash_function_in_an_async_view_holds_up_the_worker(
 ) -> None:
     # The pitfall docs/async.md warns of, and what makes the test above able
     # to fail: the sync get_flashed() reads the session on the event loop.
-    start = plain_server.output_end()
-    waiting_visitor = visitor_with_a_message(plain_server)
-    requests_before = plain_server.stats()["requests"]
-    with Pause(paused_redis) as pause:
-        resume = threading.Timer(PAUSE, pause.resume)
-        resume.start()
-        waiting = Waiting(waiting_visitor, "/flash/get-sync/")
-        waiting.start()
-        wait_until_received(plain_server, requests_before)
-        assert Visitor(plain_server.port).get("/untouched/") == (200, b"untouched")
-        served_at = time.monotonic()
-        resume.join()
-    waiting.join(15)
-    assert pause.resumed_at is not None
-    assert served_at >= pause.resumed_at
-    assert waiting.answer == [[30, "kept"]]
+    seen = race(plain_server, paused_redis, "/flash/get-sync/")
+    assert seen.untouched_served_at >= seen.resumed_at
+    assert seen.waiting_answer == [[30, "kept"]]
     # asyncio's debug mode saw the loop held.
-    assert "Executing <" in plain_server.output(start)
+    assert "Executing <" in seen.output
