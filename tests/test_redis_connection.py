@@ -211,14 +211,21 @@ def keepalive_timer_on(local_port: int) -> bool:
     raise AssertionError(f"no socket on local port {local_port}")
 
 
-@pytest.mark.parametrize("keepalive", [True, False])
+@pytest.mark.parametrize(
+    ("keepalive", "where"), [(True, "setting"), (False, "setting"), (True, "url")]
+)
 def test_socket_keepalive_reaches_the_socket(
-    redis_client: redis.Redis, redis_url: str, keepalive: bool
+    redis_client: redis.Redis, redis_url: str, keepalive: bool, where: str
 ) -> None:
-    name = f"keepalive-{keepalive}"
-    with configured(
-        {"url": redis_url, "client_name": name, "socket_keepalive": keepalive}
-    ):
+    name = f"keepalive-{keepalive}-{where}"
+    options: dict[str, Any] = {
+        "url": redis_url,
+        "client_name": name,
+        "socket_keepalive": keepalive,
+    }
+    if where == "url":
+        options = {"url": f"{redis_url}?socket_keepalive=true", "client_name": name}
+    with configured(options):
         SessionStore().save()
         (conn,) = named(redis_client, name)
         assert keepalive_timer_on(int(conn["addr"].rsplit(":", 1)[1])) is keepalive
@@ -249,18 +256,24 @@ def test_health_check_interval_pings_an_idle_connection(
         assert pings(probe) == before + 1
 
 
+@pytest.mark.parametrize("where", ["setting", "url"])
 def test_max_connections_waits_for_a_free_connection(
-    private_redis_server: RedisServer,
+    private_redis_server: RedisServer, where: str
 ) -> None:
     """Over the cap a request waits for a connection (a blocking pool), up
     to pool_timeout, and the server never sees more connections."""
     probe = private_redis_server.client()
-    options = {
+    options: dict[str, Any] = {
         "url": private_redis_server.url,
         "client_name": "capped",
         "max_connections": 2,
         "pool_timeout": 5,
     }
+    if where == "url":
+        options = {
+            "url": f"{private_redis_server.url}?max_connections=2",
+            "client_name": "capped",
+        }
     with configured(options):
         session = SessionStore()
         session["k"] = "v"
