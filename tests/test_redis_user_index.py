@@ -14,13 +14,9 @@ from django.test import override_settings
 from redis.cluster import RedisCluster
 
 from django_prologue_sessions.backends._session_keys import USER_ID_KEY
+from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis import store as engine
-from django_prologue_sessions.backends.redis.layout import (
-    CREATED_FIELD,
-    SAVED_FIELD,
-    USER_FIELD,
-    user_tag,
-)
+from django_prologue_sessions.backends.redis.layout import user_tag
 from django_prologue_sessions.backends.redis.store import SessionStore
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 from django_prologue_sessions.user_sessions import list_sessions, revoke_all
@@ -78,6 +74,12 @@ def index_of(user_id: str) -> str:
     return SessionStore.index_key(user_tag(user_id), user_id)
 
 
+def header_of(client: redis.Redis, session_key: str) -> layout.Header:
+    value = client.get(SessionStore.redis_key(session_key))
+    assert isinstance(value, bytes)
+    return layout.parse(value)[0]
+
+
 # Layout.
 
 
@@ -92,10 +94,10 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     assert redis.crc.key_slot(hash_key.encode()) == redis.crc.key_slot(
         index_key.encode()
     )
-    stored = store.hgetall(hash_key)
-    assert stored[USER_FIELD] == b"7"
-    assert stored[CREATED_FIELD] == stored[SAVED_FIELD]
-    assert stored[CREATED_FIELD].isdigit()
+    header = header_of(store, key)
+    assert header.user == "7"
+    assert header.created == header.saved
+    assert header.created is not None
     assert store.type(index_key) == b"zset"
     [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
     assert member == key.encode()
@@ -105,12 +107,12 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     assert store.ttl(index_key) >= store.ttl(hash_key)
 
 
-def test_an_anonymous_session_has_no_index_nor_user_fields(store: redis.Redis) -> None:
+def test_an_anonymous_session_has_no_index_nor_user_part(store: redis.Redis) -> None:
     session = SessionStore()
     session["cart"] = "book"
     session.save()
     [hash_key] = store.keys("*")
-    assert set(store.hgetall(hash_key)) == {CREATED_FIELD, b"cart"}
+    assert store.get(hash_key) == b'1j{"cart":"book"}'
 
 
 def test_user_tags_are_eight_key_characters_keyed_by_secret_key() -> None:
@@ -267,7 +269,7 @@ def test_a_session_replaced_unread_loses_its_user(store: redis.Redis) -> None:
     session.clear()  # Django empties the cache without loading
     session["cart"] = "book"
     session.save()
-    assert USER_FIELD not in store.hgetall(SessionStore.redis_key(key))
+    assert header_of(store, key).user is None
     assert list_sessions("7") == []
     assert dict(SessionStore(key).items()) == {"cart": "book"}
 
@@ -277,11 +279,8 @@ def test_a_logout_without_flush_leaves_the_index(store: redis.Redis) -> None:
     del session[USER_ID_KEY]
     session.save()
     assert store.exists(index_of("7")) == 0
-    assert set(store.hgetall(SessionStore.redis_key(key_of(session)))) == {
-        CREATED_FIELD,
-        BACKEND_KEY.encode(),
-        HASH_KEY.encode(),
-    }
+    assert header_of(store, key_of(session)).user is None
+    assert set(SessionStore(key_of(session)).keys()) == {BACKEND_KEY, HASH_KEY}
 
 
 def test_expired_entries_are_pruned_by_the_next_write(store: redis.Redis) -> None:
@@ -300,14 +299,14 @@ def test_revoke_checks_each_sessions_owner_not_only_the_index(
     mine = logged_in("7")
     tag = user_tag("7")
     theirs = f"{tag}{'x' * 24}"
-    store.hset(SessionStore.redis_key(theirs), mapping={USER_FIELD: "8", "k": "v"})
-    store.expire(SessionStore.redis_key(theirs), 300)
+    value = b"1" + layout.user_header(1, 1, "8") + b'j{"k":"v"}'
+    store.set(SessionStore.redis_key(theirs), value, ex=300)
     store.zadd(index_of("7"), {theirs: 9e15})
     assert [s.session_key for s in list_sessions("7")] == [key_of(mine)]
     store.zadd(index_of("7"), {theirs: 9e15})
     assert revoke_all("7") == 1
     assert engine.SessionStore.revoke_user_sessions("7", [theirs]) == 0
-    assert store.hget(SessionStore.redis_key(theirs), "k") == b"v"
+    assert store.get(SessionStore.redis_key(theirs)) == value
 
 
 def test_keys_that_cannot_be_the_users_never_reach_redis(store: redis.Redis) -> None:
