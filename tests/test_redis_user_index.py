@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from redis.cluster import RedisCluster
 
@@ -431,3 +432,83 @@ def run_on_cluster(cluster: RedisCluster) -> None:
     assert list_sessions("0") == []
     assert [s.session_key for s in list_sessions("1")] == [key_of(again)]
     assert all(len(list_sessions(user)) == 2 for user in users[2:])
+
+
+# Without the index: SESSION_REDIS["user_index"] = False.
+
+
+@pytest.fixture
+def no_index(store: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
+    with override_settings(SESSION_REDIS={"url": redis_url, "user_index": False}):
+        logged_in("0").cycle_key()  # opens the pooled connection
+        store.flushdb()
+        yield store
+
+
+def test_without_the_index_a_login_leaves_one_plain_key(no_index: redis.Redis) -> None:
+    with count_round_trips() as created:
+        session = logged_in("7")
+    assert created == 1
+    [key] = no_index.keys("*")
+    assert key == SessionStore.redis_key(key_of(session)).encode()
+    header = header_of(no_index, key_of(session))
+    assert (header.version, header.user, header.created) == ("1", None, None)
+    assert SessionStore(key_of(session))[USER_ID_KEY] == "7"
+
+
+def test_without_the_index_listing_and_revoking_say_why_they_cannot(
+    no_index: redis.Redis,
+) -> None:
+    logged_in("7")
+    for call in (lambda: list_sessions("7"), lambda: revoke_all("7")):
+        with pytest.raises(ImproperlyConfigured, match=r"\['user_index'\] = False"):
+            call()
+
+
+def test_without_the_index_each_operation_is_one_round_trip(
+    no_index: redis.Redis,
+) -> None:
+    session = logged_in("7")
+    with count_round_trips() as saved:
+        session["cart"] = "book"
+        session.save()
+    with count_round_trips() as cycled:
+        session.cycle_key()
+    with count_round_trips() as deleted:
+        session.delete()
+    assert (saved, cycled, deleted) == (1, 1, 1)
+    assert no_index.keys("*") == []
+
+
+def test_without_the_index_a_rekey_never_brings_back_a_logout(
+    no_index: redis.Redis,
+) -> None:
+    key = key_of(logged_in("7"))
+    request = SessionStore(key)
+    assert request[USER_ID_KEY] == "7"
+    SessionStore(key).delete()  # a logout in another request
+    request.cycle_key()
+    with pytest.raises(UpdateError):
+        request.save()
+    assert no_index.keys("*") == []
+
+
+def test_a_session_saved_without_the_index_joins_it_at_its_next_save(
+    no_index: redis.Redis, redis_url: str
+) -> None:
+    key = key_of(logged_in("7"))
+    with override_settings(SESSION_REDIS={"url": redis_url}):
+        assert list_sessions("7") == []
+        session = SessionStore(key)
+        session["cart"] = "book"
+        session.save()
+        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert header_of(no_index, key).user == "7"
+
+
+def test_user_ids_that_look_like_the_header_are_listed(store: redis.Redis) -> None:
+    for user in ("7,8:9", "@1,2,3:", "é 😀"):
+        key = key_of(logged_in(user))
+        assert header_of(store, key).user == user
+        assert [s.session_key for s in list_sessions(user)] == [key]
+        assert revoke_all(user) == 1
