@@ -119,7 +119,7 @@ def test_keys_with_lone_surrogates_are_stored_async(store: redis.Redis) -> None:
 
 
 def sessions_stored(client: redis.Redis) -> list[bytes]:
-    """The sessions' hashes (a user's index may stay until it prunes itself:
+    """The sessions' keys (a user's index may stay until it prunes itself:
     a flush() that did not load the session does not know its user)."""
     return [key for key in client.keys("*") if b":user:" not in key]
 
