@@ -338,6 +338,34 @@ def servers() -> list[tuple[str, str]]:
     return found
 
 
+def measure_in_worker(
+    engine: str, redis_url: str, sessions: int, requests: int, rounds: int
+) -> Any:
+    """``measure_engine()`` in a process of its own, under its own settings."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.redis_memory",
+            "--worker",
+            engine,
+            "--redis-url",
+            redis_url,
+            "--sessions",
+            str(sessions),
+            "--requests",
+            str(requests),
+            "--rounds",
+            str(rounds),
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(done.stdout)
+
+
 def run(
     sessions: int, requests: int, rounds: int, engines: list[str]
 ) -> dict[str, Any]:
@@ -358,28 +386,9 @@ def run(
             by_engine = {}
             for engine in filter(installed, engines):
                 print(f"{name} {version}: {engine}", file=sys.stderr, flush=True)
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.redis_memory",
-                        "--worker",
-                        engine,
-                        "--redis-url",
-                        server.url,
-                        "--sessions",
-                        str(sessions),
-                        "--requests",
-                        str(requests),
-                        "--rounds",
-                        str(rounds),
-                    ],
-                    cwd=ROOT,
-                    check=True,
-                    stdout=subprocess.PIPE,
-                    text=True,
+                by_engine[engine] = measure_in_worker(
+                    engine, server.url, sessions, requests, rounds
                 )
-                by_engine[engine] = json.loads(out.stdout)
             results["servers"][name] = {"version": version, "engines": by_engine}
         finally:
             server.cleanup()

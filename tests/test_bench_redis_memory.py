@@ -4,10 +4,6 @@ CPU is not: the machine is shared)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,38 +12,16 @@ from bench import redis_memory
 
 pytestmark = pytest.mark.redis
 
-ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = 4
 
 
 @pytest.fixture(scope="module")
 def measured(redis_url: str) -> dict[str, Any]:
-    results = {}
     # The peers that are installed: all of them with the bench extra.
-    for engine in filter(redis_memory.installed, redis_memory.ENGINES):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.redis_memory",
-                "--worker",
-                engine,
-                "--redis-url",
-                redis_url,
-                "--sessions",
-                str(SESSIONS),
-                "--requests",
-                "3",
-                "--rounds",
-                "1",
-            ],
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        results[engine] = json.loads(done.stdout)
-    return results
+    return {
+        engine: redis_memory.measure_in_worker(engine, redis_url, SESSIONS, 3, 1)
+        for engine in filter(redis_memory.installed, redis_memory.ENGINES)
+    }
 
 
 def bytes_of(measured: dict[str, Any], engine: str, profile: str) -> int:
