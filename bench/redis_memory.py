@@ -21,7 +21,9 @@ a new user would have them:
   for each kind, the server's ``INFO commandstats`` (calls and µs inside
   each command) and ``INFO cpu`` (the server process's user + system CPU,
   which counts reading and writing the sockets too), from ``CONFIG
-  RESETSTAT`` to the end, divided by the number of requests.
+  RESETSTAT`` to the end, divided by the number of requests; of
+  ``--rounds`` rounds, the one with the least CPU (other work on the
+  machine only adds).
 
 Writes ``redis_memory.json`` and ``redis_memory.md`` to ``--out``.
 """
