@@ -11,7 +11,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Info
 
 from django_prologue_sessions.conf import app_settings, is_positive_int
 
@@ -50,9 +50,8 @@ def _check_redis_settings() -> list[CheckMessage]:
         return []
     from django_prologue_sessions.backends.redis import options as _redis_options
 
-    problems = _redis_options.find_problems(
-        getattr(settings, "SESSION_REDIS", None), settings.CACHES
-    )
+    value = getattr(settings, "SESSION_REDIS", None)
+    problems = _redis_options.find_problems(value, settings.CACHES)
     errors: list[CheckMessage] = [
         Error(
             problem.message,
@@ -61,6 +60,18 @@ def _check_redis_settings() -> list[CheckMessage]:
         )
         for problem in problems
     ]
+    if isinstance(value, dict) and value.get("user_index") is False:
+        errors.append(
+            Info(
+                "SESSION_REDIS['user_index'] is False: a user's sessions cannot "
+                "be listed nor revoked (list_sessions(), revoke_session(), "
+                "revoke_all() and the usersessions command raise "
+                "ImproperlyConfigured).",
+                hint="Remove the key to turn the index back on; it costs each "
+                "logged-in user one small sorted set in Redis.",
+                id="django_prologue_sessions.I035",
+            )
+        )
     try:
         import redis  # noqa: F401
     except ImportError:

@@ -283,6 +283,11 @@ class RedisChecksTests(SimpleTestCase):
             ],
         )
 
+    def test_user_index_off_is_reported_as_information(self) -> None:
+        self.assert_only("django_prologue_sessions.I035", {"user_index": False})
+        self.assertEqual(self.ids({"user_index": True}), [])
+        self.assert_only("django_prologue_sessions.E027", {"user_index": "no"})
+
     def test_manage_py_check_reports_it(self) -> None:
         with (
             override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS={"hots": "x"}),

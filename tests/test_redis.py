@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
-from django_prologue_sessions.backends.redis.layout import CREATED_FIELD
+from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis.store import SessionStore
 from tests.redis_round_trips import count_round_trips
 from tests.redis_server import RedisServer
@@ -148,23 +148,26 @@ def saved_session(data: dict[str, Any] | None = None) -> SessionStore:
     return session
 
 
-def hash_of(client: redis.Redis, session: SessionStore) -> dict[bytes, bytes]:
+def stored_value(
+    client: redis.Redis, session: SessionStore
+) -> tuple[layout.Header, bytes, bytes]:
+    """The stored value's header, format letter and serialized session."""
     assert session.session_key is not None
-    return client.hgetall(SessionStore.redis_key(session.session_key))  # type: ignore[return-value]
+    value = client.get(SessionStore.redis_key(session.session_key))
+    assert isinstance(value, bytes)
+    header, form, body = layout.parse(value)
+    return header, form, layout.SessionCodec.unpack(form, body)
 
 
-def test_layout_is_one_hash_per_session_in_its_own_slot(store: redis.Redis) -> None:
-    session = saved_session({"user": "ann", "cart": [1, 2], "n": None})
+def test_layout_is_one_string_per_session_in_its_own_slot(store: redis.Redis) -> None:
+    session = saved_session({"k": "v"})
     assert session.session_key is not None
     tag, rest = session.session_key[:8], session.session_key[8:]
     key = f"session:{{{tag}}}{rest}"
     assert store.keys("*") == [key.encode()]
-    assert store.type(key) == b"hash"
-    stored = store.hgetall(key)
-    created = stored.pop(CREATED_FIELD)
-    assert created.isdigit()
-    # Strings plain, anything else serialized behind a \x01.
-    assert stored == {b"user": b"ann", b"\x01cart": b"[1,2]", b"\x01n": b"null"}
+    assert store.type(key) == b"string"
+    # Version 1, no user part, the session as JSONSerializer writes it.
+    assert store.get(key) == b'1j{"k":"v"}'
     # The hash tag, the key's first 8 characters, picks the slot.
     slot = redis.crc.key_slot(tag.encode())
     assert redis.crc.key_slot(key.encode()) == slot
@@ -308,12 +311,17 @@ async def async_round_trips() -> None:
 def test_a_flushed_script_cache_costs_one_more_round_trip_once(
     store: redis.Redis,
 ) -> None:
-    saved_session()
+    """Saving a stored session runs a script (a new anonymous one is a SET)."""
+    session = saved_session({"k": 0})
+    session["k"] = 1
+    session.save()
     store.script_flush()
     with count_round_trips() as first:
-        saved_session()
+        session["k"] = 2
+        session.save()
     with count_round_trips() as second:
-        saved_session()
+        session["k"] = 3
+        session.save()
     assert (first, second) == (2, 1)
 
 
@@ -334,33 +342,80 @@ def test_concurrent_saves_of_different_keys_keep_both(store: redis.Redis) -> Non
     }
 
 
-def test_a_key_changing_form_keeps_one_form_only(store: redis.Redis) -> None:
-    """A key is stored plain (a string) or serialized: never both, even when
-    concurrent requests write different forms."""
-    session = saved_session({"a": "text", "b": 1})
-    key = session.session_key
+def test_each_save_adds_one_to_the_version(store: redis.Redis) -> None:
+    session = saved_session({"a": 1})
+    assert stored_value(store, session)[0].version == "1"
+    session["a"] = 2
+    session.save()
+    again = SessionStore(session.session_key)
+    again["a"] = 3
+    again.save()
+    assert stored_value(store, session)[0].version == "3"
+
+
+def test_a_save_that_meets_another_costs_one_more_round_trip(
+    store: redis.Redis,
+) -> None:
+    """The conflict is answered with the session as it is now: the second
+    try needs no read of its own, and the other request's change stays."""
+    key = saved_session({"a": 1, "b": 1}).session_key
     first, second = SessionStore(key), SessionStore(key)
-    first.load(), second.load()
-    first["a"] = 5  # plain -> serialized
-    second["a"] = "other text"  # stays plain
-    second["b"] = "now text"  # serialized -> plain
-    second["c"] = "new, plain"  # a key neither had loaded
-    first["c"] = 3
-    second.save()
+    assert first["a"] == second["a"] == 1  # both requests load
+    first["a"] = 2
     first.save()
-    fields = set(hash_of(store, session)) - {CREATED_FIELD}
-    assert fields == {b"\x01a", b"b", b"\x01c"}
-    assert dict(SessionStore(key).items()) == {"a": 5, "b": "now text", "c": 3}
+    second["b"] = 2
+    with count_round_trips() as sent:
+        second.save()
+    assert sent == 2
+    assert dict(second.items()) == {"a": 2, "b": 2}  # as stored now
+    assert dict(SessionStore(key).items()) == {"a": 2, "b": 2}
+    assert stored_value(store, second)[0].version == "3"
+
+
+def test_concurrent_changes_to_one_key_keep_the_last_save(store: redis.Redis) -> None:
+    key = saved_session({"a": 1}).session_key
+    first, second = SessionStore(key), SessionStore(key)
+    assert first["a"] == second["a"] == 1  # both requests load
+    first["a"] = 2
+    second["a"] = 3
+    first.save()
+    second.save()
+    assert SessionStore(key)["a"] == 3
+
+
+def test_a_save_after_the_session_ended_meets_no_merge(store: redis.Redis) -> None:
+    key = saved_session({"a": 1}).session_key
+    first, second = SessionStore(key), SessionStore(key)
+    assert first["a"] == second["a"] == 1  # both requests load
+    first["a"] = 2
+    first.save()
+    first.delete()
+    second["b"] = 2
+    with pytest.raises(UpdateError):
+        second.save()
+    assert not store.exists(SessionStore.redis_key(key))
 
 
 def test_strings_json_would_escape_round_trip(store: redis.Redis) -> None:
     values = {"lone surrogate": "\ud800", "nul": "a\x00b", "emoji": "🔑", "": "x"}
     session = saved_session(values)
-    stored = hash_of(store, session)
-    assert stored[b"\x01lone surrogate"] == b'"\\ud800"'
-    assert stored[b"emoji"] == "🔑".encode()
-    assert stored[b""] == b"x"
+    assert b'"lone surrogate":"\\ud800"' in stored_value(store, session)[2]
     assert dict(SessionStore(session.session_key).items()) == values
+
+
+def test_a_session_is_deflated_only_where_that_is_shorter(
+    store: redis.Redis,
+) -> None:
+    small = saved_session({"k": "v"})
+    assert stored_value(store, small)[1] == layout.PLAIN
+    login = saved_session(AUTH_SESSION)
+    _header, form, body = stored_value(store, login)
+    assert form == layout.DEFLATED
+    value = store.get(SessionStore.redis_key(login.session_key))
+    assert isinstance(value, bytes)
+    deflated = layout.parse(value)[2]
+    assert len(deflated) < len(body) - 100  # the preset dictionary's work
+    assert dict(SessionStore(login.session_key).items()) == AUTH_SESSION
 
 
 def test_a_session_emptied_before_loading_replaces_what_was_stored(
@@ -372,7 +427,7 @@ def test_a_session_emptied_before_loading_replaces_what_was_stored(
     session["c"] = 3
     session.save()
     assert dict(SessionStore(key).items()) == {"c": 3}
-    assert CREATED_FIELD in hash_of(store, session)
+    assert stored_value(store, session)[0].version == "2"
 
 
 def test_an_emptied_session_still_exists(store: redis.Redis) -> None:
@@ -383,18 +438,6 @@ def test_an_emptied_session_still_exists(store: redis.Redis) -> None:
     assert session.exists(key)
     assert SessionStore(key).load() == {}
     assert SessionStore(key).session_key == key
-
-
-def test_keys_that_look_reserved_are_kept_apart(store: redis.Redis) -> None:
-    session = saved_session({"\x00c": "mine", "\x00\x00x": 1})
-    stored = hash_of(store, session)
-    assert stored[CREATED_FIELD].isdigit()
-    assert stored[b"\x01\x00c"] == b'"mine"'
-    assert stored[b"\x01\x00\x00x"] == b"1"
-    assert dict(SessionStore(session.session_key).items()) == {
-        "\x00c": "mine",
-        "\x00\x00x": 1,
-    }
 
 
 def test_non_string_keys_are_stored_as_json_would(store: redis.Redis) -> None:
@@ -408,26 +451,29 @@ def test_non_string_keys_are_stored_as_json_would(store: redis.Redis) -> None:
         SessionStore(session.session_key).items()
     )
     session[(1, 2)] = "tuple"  # type: ignore[index]
-    with pytest.raises(TypeError, match="Session keys must be strings"):
+    with pytest.raises(TypeError, match="keys must be str"):
         session.save()
 
 
-def test_a_field_that_cannot_be_decoded_is_skipped_and_kept(
-    store: redis.Redis, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "value", [b"4j\xff{not json", b"4z\xff\xff", b"4q{}", b"not ours", b""]
+)
+def test_a_value_that_cannot_be_decoded_is_an_empty_session_until_saved(
+    store: redis.Redis, caplog: pytest.LogCaptureFixture, value: bytes
 ) -> None:
     session = saved_session({"good": 1})
     redis_key = SessionStore.redis_key(session.session_key)
-    store.hset(redis_key, "bad", b"\xff{not json")
+    store.set(redis_key, value)
     again = SessionStore(session.session_key)
-    assert dict(again.items()) == {"good": 1}
+    assert dict(again.items()) == {}
     assert "could not be decoded" in caplog.text
+    assert again.session_key == session.session_key
     again["good"] = 2
     again.save()
-    assert store.hget(redis_key, "bad") == b"\xff{not json"
-    assert store.hget(redis_key, "\x01good") == b"2"
+    assert dict(SessionStore(session.session_key).items()) == {"good": 2}
 
 
-def test_a_huge_session_is_written_in_slices(store: redis.Redis) -> None:
+def test_a_huge_session_round_trips(store: redis.Redis) -> None:
     data = {f"key{i}": i for i in range(12_000)}
     session = saved_session(data)
     again = SessionStore(session.session_key)
@@ -456,7 +502,7 @@ class TaggedJSONSerializer(JSONSerializer):
 def test_session_serializer_is_honoured(store: redis.Redis) -> None:
     with override_settings(SESSION_SERIALIZER="tests.test_redis.TaggedJSONSerializer"):
         session = saved_session({"k": "v"})
-        assert hash_of(store, session)[b"\x01k"] == b'T"v"'
+        assert stored_value(store, session)[2] == b'T{"k":"v"}'
         assert SessionStore(session.session_key)["k"] == "v"
 
 

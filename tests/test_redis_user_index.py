@@ -10,17 +10,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from redis.cluster import RedisCluster
 
 from django_prologue_sessions.backends._session_keys import USER_ID_KEY
+from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis import store as engine
-from django_prologue_sessions.backends.redis.layout import (
-    CREATED_FIELD,
-    SAVED_FIELD,
-    USER_FIELD,
-    user_tag,
-)
+from django_prologue_sessions.backends.redis.layout import user_tag
 from django_prologue_sessions.backends.redis.store import SessionStore
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 from django_prologue_sessions.user_sessions import list_sessions, revoke_all
@@ -78,6 +75,12 @@ def index_of(user_id: str) -> str:
     return SessionStore.index_key(user_tag(user_id), user_id)
 
 
+def header_of(client: redis.Redis, session_key: str) -> layout.Header:
+    value = client.get(SessionStore.redis_key(session_key))
+    assert isinstance(value, bytes)
+    return layout.parse(value)[0]
+
+
 # Layout.
 
 
@@ -92,10 +95,10 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     assert redis.crc.key_slot(hash_key.encode()) == redis.crc.key_slot(
         index_key.encode()
     )
-    stored = store.hgetall(hash_key)
-    assert stored[USER_FIELD] == b"7"
-    assert stored[CREATED_FIELD] == stored[SAVED_FIELD]
-    assert stored[CREATED_FIELD].isdigit()
+    header = header_of(store, key)
+    assert header.user == "7"
+    assert header.created == header.saved
+    assert header.created is not None
     assert store.type(index_key) == b"zset"
     [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
     assert member == key.encode()
@@ -105,12 +108,12 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     assert store.ttl(index_key) >= store.ttl(hash_key)
 
 
-def test_an_anonymous_session_has_no_index_nor_user_fields(store: redis.Redis) -> None:
+def test_an_anonymous_session_has_no_index_nor_user_part(store: redis.Redis) -> None:
     session = SessionStore()
     session["cart"] = "book"
     session.save()
     [hash_key] = store.keys("*")
-    assert set(store.hgetall(hash_key)) == {CREATED_FIELD, b"cart"}
+    assert store.get(hash_key) == b'1j{"cart":"book"}'
 
 
 def test_user_tags_are_eight_key_characters_keyed_by_secret_key() -> None:
@@ -267,7 +270,7 @@ def test_a_session_replaced_unread_loses_its_user(store: redis.Redis) -> None:
     session.clear()  # Django empties the cache without loading
     session["cart"] = "book"
     session.save()
-    assert USER_FIELD not in store.hgetall(SessionStore.redis_key(key))
+    assert header_of(store, key).user is None
     assert list_sessions("7") == []
     assert dict(SessionStore(key).items()) == {"cart": "book"}
 
@@ -277,11 +280,8 @@ def test_a_logout_without_flush_leaves_the_index(store: redis.Redis) -> None:
     del session[USER_ID_KEY]
     session.save()
     assert store.exists(index_of("7")) == 0
-    assert set(store.hgetall(SessionStore.redis_key(key_of(session)))) == {
-        CREATED_FIELD,
-        BACKEND_KEY.encode(),
-        HASH_KEY.encode(),
-    }
+    assert header_of(store, key_of(session)).user is None
+    assert set(SessionStore(key_of(session)).keys()) == {BACKEND_KEY, HASH_KEY}
 
 
 def test_expired_entries_are_pruned_by_the_next_write(store: redis.Redis) -> None:
@@ -300,14 +300,14 @@ def test_revoke_checks_each_sessions_owner_not_only_the_index(
     mine = logged_in("7")
     tag = user_tag("7")
     theirs = f"{tag}{'x' * 24}"
-    store.hset(SessionStore.redis_key(theirs), mapping={USER_FIELD: "8", "k": "v"})
-    store.expire(SessionStore.redis_key(theirs), 300)
+    value = b"1" + layout.user_header(1, 1, "8") + b'j{"k":"v"}'
+    store.set(SessionStore.redis_key(theirs), value, ex=300)
     store.zadd(index_of("7"), {theirs: 9e15})
     assert [s.session_key for s in list_sessions("7")] == [key_of(mine)]
     store.zadd(index_of("7"), {theirs: 9e15})
     assert revoke_all("7") == 1
     assert engine.SessionStore.revoke_user_sessions("7", [theirs]) == 0
-    assert store.hget(SessionStore.redis_key(theirs), "k") == b"v"
+    assert store.get(SessionStore.redis_key(theirs)) == value
 
 
 def test_keys_that_cannot_be_the_users_never_reach_redis(store: redis.Redis) -> None:
@@ -432,3 +432,83 @@ def run_on_cluster(cluster: RedisCluster) -> None:
     assert list_sessions("0") == []
     assert [s.session_key for s in list_sessions("1")] == [key_of(again)]
     assert all(len(list_sessions(user)) == 2 for user in users[2:])
+
+
+# Without the index: SESSION_REDIS["user_index"] = False.
+
+
+@pytest.fixture
+def no_index(store: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
+    with override_settings(SESSION_REDIS={"url": redis_url, "user_index": False}):
+        logged_in("0").cycle_key()  # opens the pooled connection
+        store.flushdb()
+        yield store
+
+
+def test_without_the_index_a_login_leaves_one_plain_key(no_index: redis.Redis) -> None:
+    with count_round_trips() as created:
+        session = logged_in("7")
+    assert created == 1
+    [key] = no_index.keys("*")
+    assert key == SessionStore.redis_key(key_of(session)).encode()
+    header = header_of(no_index, key_of(session))
+    assert (header.version, header.user, header.created) == ("1", None, None)
+    assert SessionStore(key_of(session))[USER_ID_KEY] == "7"
+
+
+def test_without_the_index_listing_and_revoking_say_why_they_cannot(
+    no_index: redis.Redis,
+) -> None:
+    logged_in("7")
+    for call in (lambda: list_sessions("7"), lambda: revoke_all("7")):
+        with pytest.raises(ImproperlyConfigured, match=r"\['user_index'\] = False"):
+            call()
+
+
+def test_without_the_index_each_operation_is_one_round_trip(
+    no_index: redis.Redis,
+) -> None:
+    session = logged_in("7")
+    with count_round_trips() as saved:
+        session["cart"] = "book"
+        session.save()
+    with count_round_trips() as cycled:
+        session.cycle_key()
+    with count_round_trips() as deleted:
+        session.delete()
+    assert (saved, cycled, deleted) == (1, 1, 1)
+    assert no_index.keys("*") == []
+
+
+def test_without_the_index_a_rekey_never_brings_back_a_logout(
+    no_index: redis.Redis,
+) -> None:
+    key = key_of(logged_in("7"))
+    request = SessionStore(key)
+    assert request[USER_ID_KEY] == "7"
+    SessionStore(key).delete()  # a logout in another request
+    request.cycle_key()
+    with pytest.raises(UpdateError):
+        request.save()
+    assert no_index.keys("*") == []
+
+
+def test_a_session_saved_without_the_index_joins_it_at_its_next_save(
+    no_index: redis.Redis, redis_url: str
+) -> None:
+    key = key_of(logged_in("7"))
+    with override_settings(SESSION_REDIS={"url": redis_url}):
+        assert list_sessions("7") == []
+        session = SessionStore(key)
+        session["cart"] = "book"
+        session.save()
+        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert header_of(no_index, key).user == "7"
+
+
+def test_user_ids_that_look_like_the_header_are_listed(store: redis.Redis) -> None:
+    for user in ("7,8:9", "@1,2,3:", "é 😀"):
+        key = key_of(logged_in(user))
+        assert header_of(store, key).user == user
+        assert [s.session_key for s in list_sessions(user)] == [key]
+        assert revoke_all(user) == 1

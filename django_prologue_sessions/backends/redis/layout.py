@@ -1,34 +1,42 @@
-"""How a session is laid out in Redis: its key, its user's index, its fields.
+"""How a session is laid out in Redis: its key, its user's index, its value.
 
-Each session is a Redis hash at ``{prefix}:{<key[:8]>}<key[8:]>``: the braces
-are a cluster hash tag, the first 8 characters of the session key. A
-logged-in user's session gets a key that starts with the user's tag (see
-``user_tag()``), so that all of the user's sessions and the user's index,
+Each session is one Redis string at ``{prefix}:{<key[:8]>}<key[8:]>``: the
+braces are a cluster hash tag, the first 8 characters of the session key.
+Redis expires the string: its TTL is the session's expiry age. With the user
+index on (``SESSION_REDIS["user_index"]``, the default), a logged-in user's
+session gets a key that starts with the user's tag (see ``user_tag()``), so
+that all of the user's sessions and the user's index,
 ``{prefix}:{<tag>}:user:<user id>``, lie in one cluster slot and every script
-that writes a session updates the index in the same atomic step. Redis
-expires the hash: its TTL is the session's expiry age. The first byte of a
-field name tells what the field holds:
+that writes a session updates the index in the same atomic step.
 
-- ``\\x01`` + key: the value serialized with ``SESSION_SERIALIZER``;
-- ``\\x00`` + letter: reserved: ``\\x00c``, the creation time, which keeps an
-  emptied session in existence; for a user's session, ``\\x00u``, the user id,
-  and ``\\x00s``, the time of the last save;
-- anything else: the key itself, holding a string value as plain UTF-8. Under
-  Django's JSON serializer this is what JSON would give back, minus quotes
-  and escapes: most session values are strings, and at most 64 bytes a field
-  Redis keeps the whole hash in its compact listpack form (a login's 64-digit
-  ``_auth_user_hash`` would be 66 bytes as JSON).
+The value is a short header, then the session::
 
-A key starting with ``\\x00`` or ``\\x01`` is always stored serialized, so no
-field name means two things. Key names are UTF-8 with lone surrogates
-passed through, so any ``str`` key round-trips.
+    <version>[@<created>,<saved>,<length>:<user id>]<format><body>
+
+- ``version``: decimal, 1 when created; every save adds one (the UPDATE
+  script does), and a save applies only if the version it read is still
+  there: the optimistic concurrency that keeps concurrent changes to
+  different keys (``store``);
+- ``@...``: only for a logged-in session with the user index on: the
+  creation and last save times (Unix seconds) and the user id, its length
+  first, which the scripts that list and revoke a user's sessions read
+  without reading the session;
+- ``format``: ``j``, the body is the session dict as ``SESSION_SERIALIZER``
+  writes it; ``z``, the same deflated (raw deflate, ``PRESET`` as its
+  dictionary), written only when that is shorter.
+
+A string costs Redis one allocation where a hash costs one per field plus
+its table, and a small session compresses well against a dictionary of what
+Django itself puts there (a login's keys and its backend's dotted path).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
+import re
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,16 +47,22 @@ logger = logging.getLogger("django_prologue_sessions.redis")
 
 # The hash tag of a session: the start of its key (the Lua scripts know it too).
 TAG_LENGTH = 8
-# The first byte of a field name says what it holds (see the module docstring).
-RESERVED = b"\x00"
-SERIALIZED = b"\x01"
-MARKERS = (RESERVED, SERIALIZED)
-CREATED_FIELD = RESERVED + b"c"
-SAVED_FIELD = RESERVED + b"s"
-USER_FIELD = RESERVED + b"u"
 _TAG_SALT = "django_prologue_sessions.backends.redis.user_tag"
 
-Fields = dict[bytes, bytes]
+PLAIN = b"j"
+DEFLATED = b"z"
+# What Django's own apps put in a session, as its JSONSerializer writes it:
+# deflate finds these as back references. The likeliest come last, where the
+# references are shortest. Changing it changes the format: a new letter.
+PRESET = (
+    b'"_session_expiry":'
+    b'"_messages":"[[\\"__json_message\\", 0, 25, \\"'
+    b'{"_csrftoken":"'
+    b'{"_auth_user_id":"'
+    b'","_auth_user_backend":"django.contrib.auth.backends.ModelBackend"'
+    b',"_auth_user_hash":"'
+)
+_HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+):)?")
 
 
 def redis_key(prefix: str, session_key: str) -> str:
@@ -102,73 +116,75 @@ def _tag(secret: str | bytes, user_id: str) -> str:
     return "".join(characters)
 
 
-class FieldCodec:
-    """A session's keys and values as the fields of its hash, and back."""
+@dataclass(frozen=True)
+class Header:
+    """What a value says besides the session."""
 
-    def __init__(self, serializer: Any, raw_strings: bool) -> None:
-        self.serializer = serializer
-        # Under Django's JSONSerializer a string value is stored as it is.
-        self.raw_strings = raw_strings
-        self.dumps = serializer.dumps
-
-    def encode(self, data: dict[str, Any]) -> Fields:
-        raw_strings, dumps = self.raw_strings, self.dumps
-        fields: Fields = {}
-        for name, value in data.items():
-            field = _field_name(name)
-            if raw_strings and isinstance(value, str) and field[:1] not in MARKERS:
-                try:
-                    fields[field] = value.encode()
-                    continue
-                except UnicodeEncodeError:  # a lone surrogate: JSON escapes it
-                    pass
-            encoded = dumps(value)
-            fields[SERIALIZED + field] = (
-                encoded.encode() if isinstance(encoded, str) else encoded
-            )
-        return fields
-
-    def decode(self, items: Any) -> tuple[dict[str, Any], Fields, str | None]:
-        """The session, the fields it was read from, and the stored user id."""
-        loads = self.serializer.loads
-        session: dict[str, Any] = {}
-        stored: Fields = {}
-        stored_user = None
-        for field, value in items:
-            try:
-                if field[:1] == SERIALIZED:
-                    session[field[1:].decode(errors="surrogatepass")] = loads(value)
-                elif field[:1] == RESERVED:
-                    if field == USER_FIELD:
-                        stored_user = value.decode()
-                    continue
-                else:
-                    session[field.decode(errors="surrogatepass")] = value.decode()
-            except Exception:
-                # Left in Redis as it is (e.g. written under another
-                # SESSION_SERIALIZER): skipping it loses nothing stored.
-                logger.warning("Session field %r could not be decoded", field)
-                continue
-            stored[field] = value
-        return session, stored, stored_user
+    version: str
+    created: int | None = None
+    saved: int | None = None
+    user: str | None = None
 
 
-def other_form(field: bytes) -> bytes | None:
-    """The field the same key would have with a value of the other kind."""
-    if field[:1] != SERIALIZED:
-        return SERIALIZED + field  # reserved fields are never written here
-    key = field[1:]
-    return None if key[:1] in MARKERS else key
+def user_header(created: int, saved: int, user: str) -> bytes:
+    """The ``@...`` part of a logged-in session's header, for the scripts."""
+    encoded = user.encode(errors="surrogatepass")
+    return b"@%d,%d,%d:%s" % (created, saved, len(encoded), encoded)
 
 
-def _field_name(name: Any) -> bytes:
-    if type(name) is str:
-        return name.encode(errors="surrogatepass")
-    if name is None or isinstance(name, bool | int | float):
-        # As a JSON object's key would be written.
-        return json.dumps(name).encode()
-    if isinstance(name, str):  # a str subclass
-        return str(name).encode(errors="surrogatepass")
-    raise TypeError(
-        f"Session keys must be strings, not {type(name).__name__}: {name!r}"
+def parse(value: bytes) -> tuple[Header, bytes, bytes]:
+    """A stored value's header, format letter, and body (as stored)."""
+    match = _HEADER.match(value)
+    if match is None:
+        raise ValueError("Not a session value")
+    version, created, saved, length = match.groups()
+    position = match.end()
+    user = None
+    if length is not None:
+        end = position + int(length)
+        user = value[position:end].decode(errors="surrogatepass")
+        position = end
+    header = Header(
+        version.decode(),
+        None if created is None else int(created),
+        None if saved is None else int(saved),
+        user,
     )
+    return header, value[position : position + 1], value[position + 1 :]
+
+
+class SessionCodec:
+    """A session dict as the format letter and body of a value, and back."""
+
+    def __init__(self, serializer: Any) -> None:
+        self.serializer = serializer
+
+    def dumps(self, data: dict[str, Any]) -> bytes:
+        """The session as ``SESSION_SERIALIZER`` writes it."""
+        encoded = self.serializer.dumps(data)
+        return encoded.encode() if isinstance(encoded, str) else bytes(encoded)
+
+    def loads(self, serialized: bytes) -> dict[str, Any]:
+        data = self.serializer.loads(serialized)
+        if not isinstance(data, dict):
+            raise ValueError("A session is a dict")
+        return data
+
+    @staticmethod
+    def pack(serialized: bytes) -> bytes:
+        """The format letter and body: deflated only where that is shorter."""
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=PRESET)
+        deflated = compressor.compress(serialized) + compressor.flush()
+        if len(deflated) < len(serialized):
+            return DEFLATED + deflated
+        return PLAIN + serialized
+
+    @staticmethod
+    def unpack(form: bytes, body: bytes) -> bytes:
+        """The serialized session from a value's format letter and body."""
+        if form == PLAIN:
+            return body
+        if form == DEFLATED:
+            decompressor = zlib.decompressobj(-15, zdict=PRESET)
+            return decompressor.decompress(body) + decompressor.flush()
+        raise ValueError(f"Unknown session format {form!r}")

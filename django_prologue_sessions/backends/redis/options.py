@@ -50,6 +50,7 @@ OWN_KEYS = (
     "ssl_keyfile",
     "ssl_cert_reqs",
     "ssl_check_hostname",
+    "user_index",
 )
 KNOWN_KEYS = COMPATIBLE_KEYS + OWN_KEYS
 
@@ -148,6 +149,9 @@ class RedisOptions:
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str | None = None
     ssl_check_hostname: bool | None = None
+    #: Whether each logged-in user has an index of their sessions, which
+    #: listing and revoking them needs.
+    user_index: bool = True
 
     @property
     def tls(self) -> bool:
@@ -199,6 +203,7 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
         socket_keepalive=options.get("socket_keepalive"),
         client_name=options.get("client_name"),
         ssl=options.get("ssl", False),
+        user_index=options.get("user_index", True),
         **{key: options.get(key) for key in TLS_KEYS},
     )
 
@@ -594,6 +599,7 @@ _TYPE_RULES: dict[str, tuple[Any, str]] = {
         "'required', 'optional' or 'none'",
     ),
     "ssl_check_hostname": (lambda v: isinstance(v, bool), "True or False"),
+    "user_index": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 

@@ -1,10 +1,15 @@
 """The Lua scripts of the Redis engine: each write is one atomic round trip.
 
-A session is a Redis hash, laid out as ``layout`` says: a field name starts
-with ``\\x00`` (reserved), ``\\x01`` (a serialized value) or is a plain key
-holding a string. A logged-in user's sessions are also members of that
-user's index, a sorted set scored by when each expires (in Redis's own clock,
-so that pruning the expired ones never drops a live one).
+A session is one Redis string, laid out as ``layout`` says: a decimal
+version, a header a logged-in session has when the user index is on
+(``@<created>,<saved>,<length>:<user id>``), then a format letter and the
+session. A logged-in user's sessions are also members of that user's index, a
+sorted set scored by when each expires (in Redis's own clock, so that pruning
+the expired ones never drops a live one).
+
+A session without a user is created with a plain ``SET NX EX``; the scripts
+create a logged-in one with its index entry, save (only if the version read
+is still there), re-key, delete, list and revoke.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -20,7 +25,7 @@ Every key a script is given hashes to one Redis Cluster slot: a session's
 hash tag is the first 8 characters of its key, which for a user's session are
 the user's tag, the hash tag of that user's index too. The write scripts get
 all their keys in ``KEYS``. The list and revoke scripts reach a user's
-sessions through the index (``KEYS[1]``): each member's hash is named by the
+sessions through the index (``KEYS[1]``): each member's key is named by the
 index's own hash tag, so it lies in the same slot, which Redis Cluster allows
 although those keys are not declared (the keys are not known before the
 index is read, and reading it first would let a session slip through between
@@ -54,19 +59,6 @@ class LuaScript:
         return args
 
 
-# Lua's unpack() puts every argument on the C stack, which holds about 8000:
-# write a huge session in slices.
-_SLICED_CALLS = """
-local function call_sliced(command, key, first, last, step)
-  local i = first
-  while i <= last do
-    local j = math.min(i + step - 1, last)
-    redis.call(command, key, unpack(ARGV, i, j))
-    i = j + 1
-  end
-end
-"""
-
 # Score a member by when it expires in Redis's clock (milliseconds) and keep
 # the index at least as long as the session. A new member first drops those
 # that have expired (only a new member grows the index, and pruning costs as
@@ -89,75 +81,77 @@ CREATE = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
--- KEYS: the session, then its user's index if it has a user (member, the
--- session key, is its entry there). After the head: field, value pairs, the
--- reserved ones included.
+local value = ARGV[3]
+-- KEYS: the session, then its user's index (member, the session key, is
+-- its entry there).
 """
-    + _SLICED_CALLS
     + _INDEX_SESSION
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if not redis.call('SET', KEYS[1], value, 'NX') then
   return 0
 end
-call_sliced('HSET', KEYS[1], 3, #ARGV, 1000)
 redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
   index_session(KEYS[2], member, ttl, true)
 end
 return 1
 """,
-    head=("ttl", "member"),
+    head=("ttl", "member", "value"),
 )
 """Create the session only if its key is free: 1 if created, 0 on a clash."""
 
 UPDATE = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
-local mode = ARGV[2]
-local set_count = tonumber(ARGV[3])
+local expected = ARGV[2]
+local unversioned = ARGV[3]
 local index_op = ARGV[4]
 local member = ARGV[5]
 -- KEYS: the session, then (if it has or had a user) that user's index.
--- After the head: set_count field/value pairs to set, then fields to delete.
--- mode 'r' (replace) first deletes every user field, which the caller never
--- saw; 'd' (diff) changes only the fields given. index_op 'a' adds (or
+-- expected: the version the caller read ('' when it read none and replaces
+-- the session); unversioned: the value after the version. index_op 'a' adds (or
 -- refreshes) member, the session key, in the index; 'r' removes it; ''
 -- leaves the index alone.
 """
-    + _SLICED_CALLS
     + _INDEX_SESSION
     + """
-local first = 6
-if KEYS[2] and (index_op == 'r' or ttl <= 0) then
-  redis.call('ZREM', KEYS[2], member)
-end
-if ttl <= 0 then
-  return redis.call('DEL', KEYS[1])  -- expired already
-end
-if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
+local current = redis.call('GET', KEYS[1])
+if not current then
+  if KEYS[2] then
+    redis.call('ZREM', KEYS[2], member)
+  end
   return 0  -- gone: deleted, flushed or expired meanwhile
 end
-if mode == 'r' then
-  for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.byte(name, 1) ~= 0 then
-      redis.call('HDEL', KEYS[1], name)
-    end
+if ttl <= 0 then
+  if KEYS[2] then
+    redis.call('ZREM', KEYS[2], member)
+  end
+  return -redis.call('DEL', KEYS[1])  -- expired already
+end
+local version = string.match(current, '^%d+') or ''
+if expected ~= '' and version ~= expected then
+  return current  -- changed meanwhile: the caller merges and tries again
+end
+version = tostring((tonumber(version) or 0) + 1)
+redis.call('SET', KEYS[1], version .. unversioned, 'EX', ttl)
+if KEYS[2] then
+  if index_op == 'a' then
+    index_session(KEYS[2], member, ttl, false)
+  elseif index_op == 'r' then
+    redis.call('ZREM', KEYS[2], member)
   end
 end
-local last_set = first - 1 + 2 * set_count
-call_sliced('HDEL', KEYS[1], last_set + 1, #ARGV, 1000)
-call_sliced('HSET', KEYS[1], first, last_set, 1000)
-if KEYS[2] and index_op == 'a' then
-  index_session(KEYS[2], member, ttl, false)
-end
-return 1
+return tonumber(version)
 """,
-    head=("ttl", "mode", "set_count", "index_op", "member"),
+    head=("ttl", "expected", "unversioned", "index_op", "member"),
 )
-"""Update a session only if it still exists: 1 if updated, 0 if it is gone.
+"""Save a session only if it still exists and, unless ``expected`` is '', if
+its version is the one read: the new version if saved, 0 if it is gone, -1
+if deleted because it has expired, or the stored value if it changed meanwhile.
 
-Only the fields that changed since the session was loaded are sent, so two
-requests that change different keys of one session keep both changes.
+The value is written whole; on a conflict the caller re-applies its own
+changes (the keys it changed only) to the value returned, and sends again,
+so two requests that change different keys of one session keep both changes.
 """
 
 RENAME = LuaScript(
@@ -166,30 +160,36 @@ local member = ARGV[1]
 local new_member = ARGV[2]
 local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
--- KEYS: a user's session, the name it moves to, and the user's index, where
--- member and new_member, the old and the new session key, are its entries.
--- Both names carry the same hash tag, that of the index. Under its new key
--- the session counts as created and saved at now, and expires in ttl.
+-- KEYS: a user's session, the name it moves to, and the user's index (if
+-- the index is on), where member and new_member, the old and the new session
+-- key, are its entries. Both names carry the same hash tag. Under its new
+-- key the session counts as created and saved at now, and expires in ttl.
 """
     + _INDEX_SESSION
     + """
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local current = redis.call('GET', KEYS[1])
+if not current then
   return 0  -- ended meanwhile (a logout, "log out everywhere") or expired
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1  -- the new key is taken: try another
 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], '\\0c', now, '\\0s', now)
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('ZREM', KEYS[3], member)
-index_session(KEYS[3], new_member, ttl, false)
+local version, tail = string.match(current, '^(%d+)@%d+,%d+,(.*)$')
+if version then
+  current = version .. '@' .. now .. ',' .. now .. ',' .. tail
+end
+redis.call('SET', KEYS[2], current, 'EX', ttl)
+redis.call('UNLINK', KEYS[1])
+if KEYS[3] then
+  redis.call('ZREM', KEYS[3], member)
+  index_session(KEYS[3], new_member, ttl, false)
+end
 return 1
 """,
     head=("member", "new_member", "now", "ttl"),
 )
 """Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
-it has ended, -1 if the new key is taken. Its fields move with it."""
+it has ended, -1 if the new key is taken. Its value moves with it."""
 
 DELETE = LuaScript(
     """
@@ -202,18 +202,27 @@ return redis.call('UNLINK', KEYS[1])
 )
 """Delete a user's session and take it out of the index: 1 if it existed."""
 
-# The user's sessions named by the index. A member is a session key; its hash
-# is head (the prefix and the index's hash tag) followed by the key's
-# characters after the 8 of the tag. It is the user's if its "\0u" field
-# holds the user id: a member that is not (deleted, expired, now another
-# user's) is removed from the index.
+# The user's sessions named by the index. A member is a session key; its
+# key is head (the prefix and the index's hash tag) followed by the key's
+# characters after the 8 of the tag. It is the user's if its header names
+# the user: a member that is not (deleted, expired, now another user's) is
+# removed from the index. Only the start of the value, where the header is,
+# is read.
 _OWNED = """
 local index = KEYS[1]
-local function hash_of(member)
+local function key_of(member)
   return head .. string.sub(member, 9)
 end
-local function owned(key)
-  return redis.call('HGET', key, '\\0u') == user
+local function header(key)
+  local start = redis.call('GETRANGE', key, 0, 63 + #user)
+  local created, saved, length, at = string.match(start, '^%d+@(%d+),(%d+),(%d+):()')
+  if not created or tonumber(length) ~= #user then
+    return nil
+  end
+  if string.sub(start, at, at + #user - 1) ~= user then
+    return nil
+  end
+  return created, saved
 end
 """
 
@@ -221,20 +230,20 @@ LIST = LuaScript(
     """
 local head = ARGV[1]
 local user = ARGV[2]
--- KEYS: a user's index. head: how each session's hash name starts; user: the
--- user id. Returns key, created, last saved, milliseconds left, for each of
--- the user's live sessions; drops the other members.
+-- KEYS: a user's index. head: how each session's key starts; user: the user
+-- id. Returns key, created, last saved, milliseconds left, for each of the
+-- user's live sessions; drops the other members.
 """
     + _OWNED
     + """
 local found = {}
 for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-  local key = hash_of(member)
-  local meta = redis.call('HMGET', key, '\\0u', '\\0c', '\\0s')
-  if meta[1] == user then
+  local key = key_of(member)
+  local created, saved = header(key)
+  if created then
     found[#found + 1] = member
-    found[#found + 1] = meta[2] or ''
-    found[#found + 1] = meta[3] or ''
+    found[#found + 1] = created
+    found[#found + 1] = saved
     found[#found + 1] = redis.call('PTTL', key)
   else
     redis.call('ZREM', index, member)
@@ -251,18 +260,18 @@ REVOKE = LuaScript(
 local head = ARGV[1]
 local user = ARGV[2]
 local keep = ARGV[3]
--- KEYS: a user's index. head: how each session's hash name starts; user: the
--- user id; keep: the key to keep ('' for none). After the head: the session
--- keys to end; with none, every member. Returns how many live sessions of
--- the user it deleted.
+-- KEYS: a user's index. head: how each session's key starts; user: the user
+-- id; keep: the key to keep ('' for none). After the head: the session keys
+-- to end; with none, every member. Returns how many live sessions of the
+-- user it deleted.
 """
     + _OWNED
     + """
 local ended = 0
 local function revoke(member)
   if member ~= keep then
-    local key = hash_of(member)
-    if owned(key) then
+    local key = key_of(member)
+    if header(key) then
       ended = ended + redis.call('UNLINK', key)
     end
     redis.call('ZREM', index, member)
@@ -283,8 +292,8 @@ return ended
 )
 """Delete a user's sessions (all, or the given ones) but one: how many ended.
 
-A session is deleted only if it is the user's (its ``\\0u`` field), so a key
-of another user's session is left alone, and so is ``keep``.
+A session is deleted only if it is the user's (its header names the user),
+so a key of another user's session is left alone, and so is ``keep``.
 """
 
 #: Every script, for the test that checks each against its head.

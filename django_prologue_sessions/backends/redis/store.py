@@ -1,10 +1,12 @@
 """The Redis ``SessionStore``: one round trip per operation, safe under outages.
 
-Loading is one HGETALL; creating, updating and deleting are one command each
-(see ``scripts``). An update sends only the fields that changed since the
-load, and only if the session still exists, so a logout in a concurrent
-request is never undone and concurrent changes to different keys both stay.
-How a session lies in Redis is ``layout``'s business.
+Loading is one GET; creating, updating and deleting are one command each
+(see ``scripts``). An update applies only if the session still exists, so a
+logout in a concurrent request is never undone, and only if its version is
+the one loaded: when another request saved meanwhile, the update brings back
+the session as it is now, this one's own changes (the keys it changed) are
+applied to it and sent again, so concurrent changes to different keys both
+stay. How a session lies in Redis is ``layout``'s business.
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -17,6 +19,7 @@ import logging
 import math
 import re
 import time
+import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +30,7 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
-from django.core.signing import JSONSerializer
+from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
@@ -42,17 +45,15 @@ from django_prologue_sessions.backends.base import (
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
+    AsyncRedis,
     RedisUnavailable,
+    SyncRedis,
     async_redis,
     current_options,
     sync_redis,
 )
 from django_prologue_sessions.backends.redis.layout import (
-    CREATED_FIELD,
-    SAVED_FIELD,
     TAG_LENGTH,
-    USER_FIELD,
-    Fields,
     user_tag,
     user_tags,
 )
@@ -67,33 +68,55 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
+# Each conflict means that another request's save went through meanwhile, so
+# together the requests always progress: a session saved by two requests at
+# once needs a second try, while nine saving one session in a tight loop
+# (tests/test_redis_merge.py) needed up to 25.
+SAVE_ATTEMPTS = 100
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
 
 
 @dataclass(frozen=True)
 class Write:
-    """A script to run, and what the session holds once it has run."""
+    """A script to run (or, with ``script`` None, the command ``args``), and
+    what the session holds once it has run."""
 
-    script: scripts.LuaScript
+    script: scripts.LuaScript | None
     keys: list[str]
     args: list[Any]
-    fields: Fields
+    data: dict[str, Any]
+    #: ``data`` serialized, as stored (before any compression).
+    body: bytes
     ttl: int
     user: str | None
+    created: int
     creates: bool
+
+    def send(self, handle: SyncRedis) -> Any:
+        if self.script is None:
+            return handle.execute(*self.args, write=True)
+        return handle.run_script(self.script, self.keys, self.args)
+
+    async def asend(self, handle: AsyncRedis) -> Any:
+        if self.script is None:
+            return await handle.execute(*self.args, write=True)
+        return await handle.run_script(self.script, self.keys, self.args)
 
 
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._codec = layout.FieldCodec(
-            self.serializer_class(), raw_strings=self.serializer is JSONSerializer
-        )
-        # The fields as loaded or last written, to send only what changed;
+        self._codec = layout.SessionCodec(self.serializer_class())
+        # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
-        self._stored: Fields | None = None
-        # The user id stored with the session (its \x00u field), if known.
+        self._version: str | None = None
+        # The session as loaded or last written (serialized): what this
+        # instance changed is told against it when a save meets a conflict.
+        self._stored_body: bytes | None = None
+        # When the stored session was created (the header's, if it has one).
+        self._created_at: int | None = None
+        # The user of the stored session, if known.
         self._stored_user: str | None = None
         # Set when Redis could not be read in on_unavailable="empty" mode: the
         # empty session stands in for the real one and must never replace it.
@@ -138,7 +161,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = sync_redis().execute("HGETALL", self.redis_key(self.session_key))
+            raw = sync_redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -147,9 +170,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = await async_redis().execute(
-                "HGETALL", self.redis_key(self.session_key)
-            )
+            raw = await async_redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -185,14 +206,17 @@ class SessionStore(ServerSessionBase):
             self._retire(self._delete_key(*self._own_key()))
         if step != "write":
             return self.create()
-        if write is None:
-            return
-        try:
-            done = sync_redis().run_script(write.script, write.keys, write.args)
-        except RedisUnavailable as exc:
-            return self._write_failed(exc)
-        if self._written(write, done, must_create):
-            return self.create()
+        for _attempt in range(SAVE_ATTEMPTS):
+            if write is None:
+                return
+            try:
+                done = write.send(sync_redis())
+            except RedisUnavailable as exc:
+                return self._write_failed(exc)
+            write = self._written(write, done, must_create)
+            if write is NEW_KEY:
+                return self.create()
+        raise _still_changing()
 
     async def asave(self, must_create: bool = False) -> None:
         if self._session_key is None:
@@ -204,14 +228,17 @@ class SessionStore(ServerSessionBase):
             self._retire(await self._adelete_key(*self._own_key()))
         if step != "write":
             return await self.acreate()
-        if write is None:
-            return
-        try:
-            done = await async_redis().run_script(write.script, write.keys, write.args)
-        except RedisUnavailable as exc:
-            return self._write_failed(exc)
-        if self._written(write, done, must_create):
-            return await self.acreate()
+        for _attempt in range(SAVE_ATTEMPTS):
+            if write is None:
+                return
+            try:
+                done = await write.asend(async_redis())
+            except RedisUnavailable as exc:
+                return self._write_failed(exc)
+            write = self._written(write, done, must_create)
+            if write is NEW_KEY:
+                return await self.acreate()
+        raise _still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         target = self._delete_target(session_key)
@@ -275,6 +302,7 @@ class SessionStore(ServerSessionBase):
     def list_user_sessions(cls, user_id: str) -> list[UserSession]:
         from django_prologue_sessions.user_sessions import UserSession
 
+        _need_user_index("Listing")
         handle = sync_redis()
         prefix = current_options().key_prefix
         sessions = []
@@ -311,6 +339,7 @@ class SessionStore(ServerSessionBase):
         session_keys: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
+        _need_user_index("Revoking")
         handle = sync_redis()
         prefix = current_options().key_prefix
         ended = 0
@@ -375,7 +404,8 @@ class SessionStore(ServerSessionBase):
         old = self._persisted_key()
         self._session_key = self._unsaved_key = self.new_session_key()
         self._session_cache = data
-        self._stored = None
+        self._version = None
+        self._stored_body = None
         self._stored_user = None
         self._created_ttl = None
         self.modified = True
@@ -393,7 +423,9 @@ class SessionStore(ServerSessionBase):
             return None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
-        keys = [self.redis_key(old), self.redis_key(new), self.index_key(tag, user)]
+        keys = [self.redis_key(old), self.redis_key(new)]
+        if current_options().user_index:
+            keys.append(self.index_key(tag, user))
         args = scripts.RENAME.argv(
             member=old, new_member=new, now=int(_now()), ttl=self._expiry_age()
         )
@@ -412,6 +444,7 @@ class SessionStore(ServerSessionBase):
             return False
         self._session_key = rename[2][1]
         self._created_ttl = rename[2][3] if moved else None
+        self._created_at = rename[2][2]
         self.modified = True
         return True
 
@@ -440,7 +473,7 @@ class SessionStore(ServerSessionBase):
     def _plan_write(
         self, data: dict[str, Any], new: bool, user: str | None
     ) -> Write | None:
-        """The script, keys and arguments that write ``data``, or None for no write."""
+        """The command or script that writes ``data``, or None for no write."""
         key = self._session_key
         if key is None:
             # Loading it just now found nothing: it was deleted meanwhile.
@@ -451,90 +484,89 @@ class SessionStore(ServerSessionBase):
                 "so it would overwrite the stored session with an empty one."
             )
             return None
-        fields = self._codec.encode(data)
+        body = self._codec.dumps(data)
         ttl = self._expiry_age()
+        if not new and body == self._stored_body and ttl == self._created_ttl:
+            # Created by this very instance (cycle_key() then the
+            # middleware's save): Redis already holds exactly this.
+            return None
         keys = [self.redis_key(key)]
         now = int(_now())
-        if new:
-            if user is None:
-                meta: list[Any] = [CREATED_FIELD, now]
-            else:
-                keys.append(self.index_key(key[:TAG_LENGTH], user))
-                meta = [CREATED_FIELD, now, SAVED_FIELD, now, USER_FIELD, user]
-            for field, value in fields.items():
-                meta += (field, value)
-            member = key if user is not None else ""
-            args = scripts.CREATE.argv(meta, ttl=ttl, member=member)
-            return Write(scripts.CREATE, keys, args, fields, ttl, user, creates=True)
-        stored = self._stored
-        if stored is None:
-            mode, changed, removed = "r", fields, []
-        else:
-            mode = "d"
-            changed = {f: v for f, v in fields.items() if stored.get(f) != v}
-            removed = [f for f in stored if f not in fields]
-            if not changed and not removed and ttl == self._created_ttl:
-                # Created by this very instance (cycle_key() then the
-                # middleware's save): Redis already holds exactly this.
-                return None
-        # The index: refresh the user's entry, or leave the one it had.
-        index_op = ""
-        meta = []
-        meta_removed: list[bytes] = []
-        if user is not None:
+        created = now if new or self._created_at is None else self._created_at
+        indexed = user is not None and current_options().user_index
+        head = b""
+        if indexed:
+            assert user is not None
             keys.append(self.index_key(key[:TAG_LENGTH], user))
-            index_op = "a"
-            meta = [SAVED_FIELD, now]
-            if user != self._stored_user or stored is None:
-                meta += (USER_FIELD, user)
-        elif self._stored_user is not None:
+            head = layout.user_header(created, now, user)
+        rest = head + self._codec.pack(body)
+        if new:
+            value = b"1" + rest
+            if indexed or ttl <= 0:  # SET's EX takes no expired TTL
+                member = key if indexed else ""
+                args = scripts.CREATE.argv(ttl=ttl, member=member, value=value)
+                script: scripts.LuaScript | None = scripts.CREATE
+            else:
+                args, script = ["SET", keys[0], value, "NX", "EX", ttl], None
+            return Write(script, keys, args, data, body, ttl, user, now, creates=True)
+        index_op = "a" if indexed else ""
+        had_index = self._stored_user is not None and current_options().user_index
+        if not indexed and had_index:
+            assert self._stored_user is not None
             keys.append(self.index_key(key[:TAG_LENGTH], self._stored_user))
             index_op = "r"
-            meta_removed = [USER_FIELD, SAVED_FIELD]
-        elif stored is None:
-            # Replaced unread: it may have had a user, which it has no more.
-            meta_removed = [USER_FIELD, SAVED_FIELD]
-        rest: list[Any] = []
-        for field, value in changed.items():
-            rest += (field, value)
-        rest += meta
-        rest += removed
-        # A key is stored plain or serialized: writing one form deletes the
-        # other, which a concurrent request may have written.
-        for field in changed:
-            other = layout.other_form(field)
-            if other is not None and other not in fields:
-                rest.append(other)
-        rest += meta_removed
         args = scripts.UPDATE.argv(
-            rest,
             ttl=ttl,
-            mode=mode,
-            set_count=len(changed) + len(meta) // 2,
+            expected=self._version or "",
+            unversioned=rest,
             index_op=index_op,
             member=key if index_op else "",
         )
-        return Write(scripts.UPDATE, keys, args, fields, ttl, user, creates=False)
+        return Write(
+            scripts.UPDATE, keys, args, data, body, ttl, user, created, creates=False
+        )
 
-    def _written(self, write: Write, done: Any, must_create: bool) -> bool:
-        """Take in the outcome of ``write``; True if a new key must be made
-        (a clash of a key that cycle_key() made)."""
+    def _written(self, write: Write, done: Any, must_create: bool) -> Write | None:
+        """Take in the outcome of ``write``: None when done, ``NEW_KEY`` if a
+        new key must be made (a clash of a key that cycle_key() made), or the
+        next write when another request saved the session meanwhile."""
+        if isinstance(done, bytes):
+            return self._rebase(write, done)
         if not done:
             if write.creates and not must_create:
-                return True  # any other new key will do
+                return NEW_KEY  # any other new key will do
             raise CreateError if write.creates else UpdateError
-        self._stored = write.fields
+        self._version = "1" if write.creates else str(done)
+        self._stored_body = write.body
         self._stored_user = write.user
+        self._created_at = write.created
         self._created_ttl = write.ttl if write.creates else None
         self._unavailable = False
         self._unsaved_key = None
-        return False
+        return None
+
+    def _rebase(self, write: Write, current: bytes) -> Write | None:
+        """The write of this instance's changes onto ``current``, the session
+        as another request saved it since it was loaded: the keys this one
+        set or deleted are set or deleted there, every other key is theirs."""
+        before = self._loads(self._stored_body)
+        merged = self._decode(current)
+        dumps = self._codec.serializer.dumps
+        for name, value in write.data.items():
+            if name not in before or dumps(value) != dumps(before[name]):
+                merged[name] = value
+        for name in before:
+            if name not in write.data:
+                merged.pop(name, None)
+        self._session_cache = merged
+        return self._plan_write(merged, False, session_user_id(merged))
 
     def _retire(self, deleted: int) -> None:
         if not deleted:
             raise UpdateError  # deleted meanwhile (revoked, logged out)
         self._session_key = None
-        self._stored = None
+        self._version = None
+        self._stored_body = None
         self._stored_user = None
 
     def _delete_target(self, session_key: str | None) -> tuple[str, str | None] | None:
@@ -549,8 +581,8 @@ class SessionStore(ServerSessionBase):
     def _plan_delete(
         self, session_key: str, user: str | None
     ) -> tuple[scripts.LuaScript, list[str], list[Any]] | None:
-        """The DELETE script for a session with a known user; None: a plain UNLINK."""
-        if user is None:
+        """The DELETE script for a session in a user's index; None: a plain UNLINK."""
+        if user is None or not current_options().user_index:
             return None
         keys = [
             self.redis_key(session_key),
@@ -588,14 +620,39 @@ class SessionStore(ServerSessionBase):
             raise unavailable(exc, write=True) from exc.error
         return deleted
 
-    def _decode(self, raw: Any) -> dict[str, Any]:
-        if not raw:
+    def _decode(self, raw: bytes | None) -> dict[str, Any]:
+        if raw is None:
             # Expired, deleted, or never there: never adopt the client's key.
             self._session_key = None
             return {}
-        items = raw.items() if isinstance(raw, dict) else _pairs(raw)
-        session, self._stored, self._stored_user = self._codec.decode(items)
+        try:
+            header, form, body = layout.parse(raw)
+        except ValueError:
+            # Not written by this engine: replaced, unread, by the next save.
+            logger.warning("Session value could not be decoded")
+            self._version = self._stored_body = None
+            self._stored_user = self._created_at = None
+            return {}
+        self._version, self._created_at = header.version, header.created
+        try:
+            self._stored_body = self._codec.unpack(form, body)
+        except (ValueError, zlib.error):
+            logger.warning("Session value could not be decoded")
+            self._stored_body = None
+        session = self._loads(self._stored_body)
+        self._stored_user = session_user_id(session)
         return session
+
+    def _loads(self, body: bytes | None) -> dict[str, Any]:
+        if body is None:
+            return {}
+        try:
+            return self._codec.loads(body)
+        except Exception:
+            # Left in Redis as it is (e.g. written under another
+            # SESSION_SERIALIZER) until this session is saved.
+            logger.warning("Session data could not be decoded")
+            return {}
 
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
@@ -623,9 +680,24 @@ class SessionStore(ServerSessionBase):
             logger.warning("Redis is unavailable (%s); the session was not saved.", exc)
 
 
-def _pairs(raw: list[Any]) -> Any:
-    pairs = iter(raw)
-    return zip(pairs, pairs, strict=True)
+#: What ``_written()`` returns when the session needs another new key.
+NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def _still_changing() -> RuntimeError:
+    return RuntimeError(
+        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
+        "this one tried to save it."
+    )
+
+
+def _need_user_index(what: str) -> None:
+    if not current_options().user_index:
+        raise ImproperlyConfigured(
+            f"{what} a user's sessions needs the user index, which "
+            "SESSION_REDIS['user_index'] = False turns off. Remove that "
+            "setting (the index is on by default) to list and revoke them."
+        )
 
 
 def unavailable(exc: RedisUnavailable, write: bool = False) -> SessionStoreUnavailable:
