@@ -400,7 +400,9 @@ def test_redis_engine_never_unpickles_a_stored_payload(
         SESSION_REDIS={"url": redis_url},
         SESSION_SERIALIZER=dotted(PickleSerializer),
     ):
-        redis_client.hset(RedisStore.redis_key(key), b"\x01x", pickle.dumps(Exploit()))
+        # A value in the engine's layout (version 1, plain), pickled.
+        payload = b"1j" + pickle.dumps({"x": Exploit()})
+        redis_client.set(RedisStore.redis_key(key), payload)
         client = Client()
         client.cookies[settings.SESSION_COOKIE_NAME] = key
         with pytest.raises(ImproperlyConfigured, match="unpickles"):
