@@ -457,8 +457,23 @@ def test_cluster_wait_without_replicas_warns(
             "k": "v",
             "k2": "v2",
         }
+        holder = node_holding(cluster_setup, stored_at(session))
+        waits = wait_calls(holder)
+        session.flush()  # an UNLINK, and its WAIT on the same node
+        assert wait_calls(holder) == waits + 1
     warnings = [r for r in caplog.records if "0 of 1 replicas" in r.getMessage()]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
+
+
+def node_holding(setup: ClusterSetup, key: str) -> Any:
+    slot = redis.crc.key_slot(key.encode())
+    (node,) = [n for n in setup.nodes if slot in owned_slots(n.client(), n.port)]
+    return node
+
+
+def wait_calls(node: Any) -> int:
+    stats = node.client().info("commandstats").get("cmdstat_wait", {"calls": 0})
+    return int(stats["calls"])
 
 
 # A user's sessions and their index, in one slot ----------------------------------

@@ -116,6 +116,14 @@ class Call:
         raise RedisUnavailable(error, maybe_sent) from error
 
 
+def first_key(command: Command) -> Any:
+    """The first key a command names: after the script and the key count for
+    ``EVALSHA``/``EVAL``, else its first argument (``SET``, ``UNLINK``...)."""
+    if command[0] in ("EVALSHA", "EVAL"):
+        return command[3]
+    return command[1]
+
+
 def script_command(
     script: LuaScript, keys: Sequence[str], args: Sequence[Any], by_sha: bool
 ) -> Command:
@@ -178,7 +186,7 @@ class SyncRedisCluster(SyncRedis):
         # in a second round trip (the cluster client pipelines by key only).
         replies = [self.client.execute_command(*commands[0])]
         if len(commands) > 1:
-            node = self.client.get_node_from_key(commands[0][3])
+            node = self.client.get_node_from_key(first_key(commands[0]))
             replies.append(self.client.execute_command(*commands[1], target_nodes=node))
         return replies
 
@@ -236,7 +244,7 @@ class AsyncRedisCluster(AsyncRedis):
         client = self.client
         replies = [await client.execute_command(*commands[0])]
         if len(commands) > 1:
-            node = client.get_node_from_key(commands[0][3])
+            node = client.get_node_from_key(first_key(commands[0]))
             replies.append(
                 await client.execute_command(*commands[1], target_nodes=node)
             )
