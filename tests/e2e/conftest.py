@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,24 +67,19 @@ def missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[WebDriver]:
-    """One headless Chromium for the whole run; tests clear its cookies."""
-    reason = missing_browser()
-    if reason is not None:
-        if os.environ.get(REQUIRE_BROWSER) == "1":
-            pytest.fail(f"{REQUIRE_BROWSER}=1, but {reason}", pytrace=False)
-        pytest.skip(reason)
+@contextmanager
+def chromium() -> Iterator[WebDriver]:
+    """A headless Chromium with a profile (and cookies) of its own."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     paths = find_chromium()
     assert paths is not None
-    chromium, chromedriver = paths
+    binary, chromedriver = paths
     with tempfile.TemporaryDirectory(prefix="prologue-chromium-") as profile:
         options = webdriver.ChromeOptions()
         # Both paths given: Selenium Manager, which would download, never runs.
-        options.binary_location = chromium
+        options.binary_location = binary
         for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(chromedriver))
@@ -92,6 +88,26 @@ def browser() -> Iterator[WebDriver]:
             yield driver
         finally:
             driver.quit()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    """One headless Chromium for the whole run; tests clear its cookies."""
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{REQUIRE_BROWSER}=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def second_browser(browser: WebDriver) -> Iterator[WebDriver]:
+    """Another Chromium, for a second client of one user (started only by
+    the tests that ask for it, after ``browser`` has checked for Chromium)."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(
