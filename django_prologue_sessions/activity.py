@@ -234,15 +234,33 @@ def _record_last(request: HttpRequest) -> None:
         return
     now = int(_now())
     stored = session.get(ACTIVITY_KEY)
-    if not isinstance(stored, dict) or from_session({ACTIVITY_KEY: stored}) is None:
-        # Logged in before recording was on: what is known starts now.
+    last_at = _last_at(stored)
+    if last_at is None or not isinstance(stored, dict):
+        # Logged in before recording was on (or a record that is not ours):
+        # what is known starts now.
         here = _here(request, now)
         session[ACTIVITY_KEY] = {"login": here, "last": here}
         return
-    last_at = stored["last"][2]  # from_session() checked it is a number
     if 0 <= now - last_at < app_settings.PROLOGUE_SESSIONS_ACTIVITY_INTERVAL:
         return
-    session[ACTIVITY_KEY] = {**stored, "last": _here(request, now)}
+    session[ACTIVITY_KEY] = {"login": stored["login"], "last": _here(request, now)}
+
+
+def _last_at(stored: Any) -> float | None:
+    """When the record was last refreshed; None if it is no record.
+
+    Every request of a logged-in session asks, so only what this needs is
+    checked; ``from_session()`` cleans the rest when a page shows it.
+    """
+    if not isinstance(stored, dict) or "login" not in stored:
+        return None
+    last = stored.get("last")
+    if not isinstance(last, list) or len(last) != 3:
+        return None
+    at = last[2]
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return None
+    return at
 
 
 class ActivityMiddleware:

@@ -315,6 +315,22 @@ def test_a_session_from_before_recording_starts_its_record_at_its_next_request(
     assert login == last == Point("192.0.2.1", FIREFOX, date_from_timestamp(START + 5))
 
 
+@pytest.mark.parametrize(
+    "stored", ["garbage", {"last": [None, "", START]}, {"login": [], "last": 5}]
+)
+def test_a_record_that_is_not_ours_is_started_afresh(
+    engine: str, clock: Clock, ada: AbstractBaseUser, stored: Any
+) -> None:
+    client = log_in("ada", "192.0.2.1", FIREFOX)
+    session = client.session
+    session[ACTIVITY_KEY] = stored
+    session.save()
+    clock.now += 1
+    assert client.get("/session/read/").status_code == 200
+    login, last = recorded_points(ada)
+    assert login == last == Point("192.0.2.1", FIREFOX, date_from_timestamp(START + 1))
+
+
 def test_recording_off_records_nothing(
     engine: str, clock: Clock, ada: AbstractBaseUser
 ) -> None:
