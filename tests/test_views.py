@@ -14,10 +14,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client, override_settings
 
-from django_prologue_sessions.backends import memory
 from django_prologue_sessions.user_sessions import list_sessions
 from django_prologue_sessions.views import session_id
-from tests.test_activity import FIREFOX, MIDDLEWARE
+from tests.test_activity import ENGINES, FIREFOX, recording_on
 
 SAFARI_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -28,23 +27,10 @@ REVOKE = "/account/sessions/end/"
 REVOKE_OTHERS = "/account/sessions/end-others/"
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
-    name: str = request.param
-    extra: dict[str, Any] = {}
-    if name == "redis":
-        request.getfixturevalue("redis_client")  # flushed
-        extra["SESSION_REDIS"] = {"url": request.getfixturevalue("redis_url")}
-    memory.SessionStore.clear_all()
-    with override_settings(
-        SESSION_ENGINE=f"django_prologue_sessions.backends.{name}",
-        MIDDLEWARE=MIDDLEWARE,
-        PROLOGUE_SESSIONS_ACTIVITY=True,
-        LOGIN_URL="/account/login/",
-        **extra,
-    ):
+    with recording_on(request, LOGIN_URL="/account/login/") as name:
         yield name
-    memory.SessionStore.clear_all()
 
 
 @pytest.fixture
