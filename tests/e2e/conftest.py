@@ -136,17 +136,18 @@ def example_server(
 class Screenshots:
     """Saves a PNG of a page when ``$PROLOGUE_SCREENSHOTS_DIR`` is set.
 
-    Only for the default engine, whose pages are the ones the docs show.
+    Only for one engine, the default unless ``take()`` names another (a page
+    the default engine does not have), so that the docs show one of each.
     """
 
     def __init__(self, driver: WebDriver, engine: str) -> None:
         directory = os.environ.get(SCREENSHOTS, "")
         self.driver = driver
         self.directory = Path(directory) if directory else None
-        self.enabled = bool(directory) and engine == "signed_cookies"
+        self.engine = engine
 
-    def take(self, name: str) -> None:
-        if not self.enabled or self.directory is None:
+    def take(self, name: str, engine: str = "signed_cookies") -> None:
+        if self.directory is None or self.engine != engine:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         # Fit the whole page, then go back to the usual window.

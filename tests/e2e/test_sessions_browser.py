@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.e2e.conftest import Screenshots
 from tests.e2e.server import ExampleServer
 from tests.e2e.test_example_browser import click, flashes, sign_in, text_of
 
@@ -39,7 +40,10 @@ def rows(driver: WebDriver) -> list[tuple[str, bool]]:
 
 
 def test_end_the_other_session_from_the_first(
-    site: WebDriver, other: WebDriver, example_server: ExampleServer
+    site: WebDriver,
+    other: WebDriver,
+    example_server: ExampleServer,
+    screenshots: Screenshots,
 ) -> None:
     url = example_server.url
     sign_in(site, example_server, "Ada")
@@ -61,6 +65,8 @@ def test_end_the_other_session_from_the_first(
         "127.0.0.1",
         "127.0.0.1",
     ]
+
+    screenshots.take("sessions", engine="memory")
 
     other.get(f"{url}/account/sessions/")
     assert [current for _, current in rows(other)] == [True, False]
