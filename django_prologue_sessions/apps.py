@@ -9,6 +9,12 @@ class PrologueSessionsConfig(AppConfig):
     verbose_name = "Prologue sessions"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from django_prologue_sessions import activity
         from django_prologue_sessions import checks as app_checks
 
         checks.register(app_checks.check_settings)
+        user_logged_in.connect(
+            activity.record_login, dispatch_uid="django_prologue_sessions.activity"
+        )

@@ -25,11 +25,101 @@ def check_settings(
     errors.extend(_check_cookie_settings())
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
+    errors.extend(_check_activity_settings())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages.
+# E040-E049 flash messages, E050-E059 session activity.
+
+ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
+
+
+def _check_activity_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, id_ in (
+        ("PROLOGUE_SESSIONS_ACTIVITY", "E050"),
+        ("PROLOGUE_SESSIONS_ACTIVITY_TRUNCATE_IP", "E052"),
+    ):
+        value = getattr(settings, name, False)
+        if not isinstance(value, bool):
+            errors.append(
+                Error(
+                    f"{name} must be True or False.",
+                    hint=f"It is {value!r}; meanwhile it counts as False.",
+                    id=f"django_prologue_sessions.{id_}",
+                )
+            )
+    interval = getattr(settings, "PROLOGUE_SESSIONS_ACTIVITY_INTERVAL", 300)
+    if not is_positive_int(interval):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_ACTIVITY_INTERVAL must be a positive integer "
+                "(seconds).",
+                hint=f"It is {interval!r}; meanwhile 300 is used.",
+                id="django_prologue_sessions.E051",
+            )
+        )
+    errors.extend(_check_trusted_proxies())
+    header = getattr(settings, "PROLOGUE_SESSIONS_PROXY_HEADER", None)
+    if header is not None and (
+        not isinstance(header, str) or not header.startswith("HTTP_")
+    ):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_PROXY_HEADER must name a request.META key of "
+                "a header, such as 'HTTP_X_FORWARDED_FOR'.",
+                hint=f"It is {header!r}; meanwhile HTTP_X_FORWARDED_FOR is used.",
+                id="django_prologue_sessions.E054",
+            )
+        )
+    if getattr(settings, "PROLOGUE_SESSIONS_ACTIVITY", False) is True and (
+        ACTIVITY_MIDDLEWARE not in settings.MIDDLEWARE
+    ):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_ACTIVITY is on, but the activity middleware "
+                "is not in MIDDLEWARE: a session's last activity is never "
+                "refreshed.",
+                hint=f"Add {ACTIVITY_MIDDLEWARE!r} after SessionMiddleware and "
+                "AuthenticationMiddleware.",
+                id="django_prologue_sessions.E055",
+            )
+        )
+    return errors
+
+
+def _check_trusted_proxies() -> list[CheckMessage]:
+    import ipaddress
+
+    value = getattr(settings, "PROLOGUE_SESSIONS_TRUSTED_PROXIES", [])
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_TRUSTED_PROXIES must be a list of IP addresses "
+                "or networks.",
+                hint=f"It is {value!r}; meanwhile no proxy is trusted.",
+                id="django_prologue_sessions.E053",
+            )
+        ]
+    bad = []
+    for entry in value:
+        try:
+            if not isinstance(entry, str):
+                raise TypeError
+            ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            bad.append(entry)
+    if bad:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_TRUSTED_PROXIES holds entries that are not "
+                "IP addresses or networks.",
+                hint=f"{bad!r} are ignored. Write '10.0.0.0/8' or '192.0.2.7'.",
+                id="django_prologue_sessions.E053",
+            )
+        ]
+    return []
 
 
 def _check_memory_settings() -> list[CheckMessage]:

@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+DEFAULT_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+
 
 class Settings:
     @property
@@ -32,6 +34,46 @@ class Settings:
         system check E010 reports it.
         """
         return _positive_int_setting("PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
+
+    @property
+    def PROLOGUE_SESSIONS_ACTIVITY(self) -> bool:
+        """Record each logged-in session's IP address, user agent and last
+        activity (``django_prologue_sessions.activity``)."""
+        return getattr(settings, "PROLOGUE_SESSIONS_ACTIVITY", False) is True
+
+    @property
+    def PROLOGUE_SESSIONS_ACTIVITY_INTERVAL(self) -> int:
+        """Seconds between two refreshes of a session's last activity.
+
+        A value that is not a positive integer counts as the default, 300;
+        system check E051 reports it.
+        """
+        return _positive_int_setting("PROLOGUE_SESSIONS_ACTIVITY_INTERVAL", 300)
+
+    @property
+    def PROLOGUE_SESSIONS_ACTIVITY_TRUNCATE_IP(self) -> bool:
+        """Store IPv4 addresses to /24 and IPv6 to /48, the host part zeroed."""
+        value = getattr(settings, "PROLOGUE_SESSIONS_ACTIVITY_TRUNCATE_IP", False)
+        return value is True
+
+    @property
+    def PROLOGUE_SESSIONS_TRUSTED_PROXIES(self) -> list[str]:
+        """The proxies (addresses or CIDR networks) whose client address
+        header is believed; none by default. Check E053 reports bad entries,
+        which are ignored meanwhile."""
+        value = getattr(settings, "PROLOGUE_SESSIONS_TRUSTED_PROXIES", ())
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            return []
+        return [entry for entry in value if isinstance(entry, str)]
+
+    @property
+    def PROLOGUE_SESSIONS_PROXY_HEADER(self) -> str:
+        """The ``request.META`` name of the header a trusted proxy appends the
+        client's address to, in ``X-Forwarded-For`` form."""
+        value = getattr(settings, "PROLOGUE_SESSIONS_PROXY_HEADER", None)
+        if isinstance(value, str) and value.startswith("HTTP_"):
+            return value
+        return DEFAULT_PROXY_HEADER  # check E054 reports any other value
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
+from django_prologue_sessions.activity import SessionActivity
+
 __all__ = [
     "SupportsUserSessions",
     "UserSession",
@@ -54,12 +56,16 @@ class UserSession:
     ``last_seen`` is when the session was last saved: the last request that
     changed it, or every request with ``SESSION_SAVE_EVERY_REQUEST = True``.
     ``expires`` is when the store will drop it unless it is saved again.
+    ``activity`` is what ``PROLOGUE_SESSIONS_ACTIVITY`` recorded of it (IP
+    address and user agent at login and when last seen, and when); ``None``
+    when nothing was (recording off, or a session from before it was on).
     """
 
     session_key: str
     created: datetime
     last_seen: datetime
     expires: datetime
+    activity: SessionActivity | None = None
 
 
 class SupportsUserSessions(Protocol):

@@ -12,6 +12,9 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 USE_TZ = True
 
 INSTALLED_APPS = [
+    # For the pages of a user's sessions (tests/test_views.py).
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django_prologue_sessions",

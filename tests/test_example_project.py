@@ -14,16 +14,23 @@ import random
 import re
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+)
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from django_prologue_sessions.backends import memory
 from tests.e2e.server import ExampleServer
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "example_project"
@@ -47,8 +54,9 @@ TWO_WEEKS = 14 * 24 * 60 * 60
         pytest.param("redis", marks=pytest.mark.redis),
     ]
 )
-def engine(request: pytest.FixtureRequest, settings: Any) -> str:
-    """Run the test under the example's settings with each engine."""
+def engine(request: pytest.FixtureRequest, settings: Any, db: None) -> str:
+    """Run the test under the example's settings with each engine (and the
+    test database for the users that signing in makes)."""
     name: str = request.param
     for setting in (
         "ROOT_URLCONF",
@@ -93,6 +101,21 @@ def sign_in(client: Client, name: str) -> None:
     """Sign in as a browser does: follow the redirect, which shows the flash."""
     response = client.post("/sign-in/", {"name": name}, follow=True)
     assert flashes(response) == [("success", "Welcome! You are signed in.")]
+
+
+def own(contents: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The session page's rows but those of the login (``django.contrib.auth``'s
+    keys and the activity record)."""
+    return [
+        (key, value)
+        for key, value in contents
+        if not key.startswith(("_auth_", "_prologue_"))
+    ]
+
+
+def user_id(name: str) -> str:
+    """The id ``login()`` stores for the example's user of that name."""
+    return str(get_user_model().objects.get(username=name).pk)
 
 
 def varied_text(length: int, seed: int = 0) -> str:
@@ -172,7 +195,8 @@ def test_sign_out_deletes_the_session(engine: str, client: Client) -> None:
         assert contents == {}
     else:
         # A signed cookie cannot be revoked: a copy stays valid until expiry.
-        assert contents == {"name": '"Ada"', "visits": "2"}
+        assert own(contents.items()) == [("name", '"Ada"'), ("visits", "2")]
+        assert contents[SESSION_KEY] == json.dumps(user_id("Ada"))
 
 
 def test_sign_out_when_not_signed_in_warns(engine: str, client: Client) -> None:
@@ -319,7 +343,12 @@ def test_the_session_page_shows_engine_contents_and_expiry(
     context = response.context
     assert context["engine"] == engine
     assert context["engine_path"] == f"django_prologue_sessions.backends.{engine}"
-    assert context["contents"] == [("name", '"Ada"'), ("visits", "1")]
+    assert own(context["contents"]) == [("name", '"Ada"'), ("visits", "1")]
+    assert [key for key, _ in context["contents"] if key.startswith("_auth_")] == [
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+    ]
     assert context["expiry_age"] == TWO_WEEKS
     assert context["at_browser_close"] is False
     page = response.content.decode()
@@ -463,7 +492,11 @@ def test_the_number_of_waiting_messages_is_bounded(engine: str, client: Client) 
 @pytest.fixture
 def reload_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Reload the example's settings module under a changed environment."""
-    for variable in ("PROLOGUE_EXAMPLE_ENGINE", "PROLOGUE_EXAMPLE_REDIS_URL"):
+    for variable in (
+        "PROLOGUE_EXAMPLE_ENGINE",
+        "PROLOGUE_EXAMPLE_REDIS_URL",
+        "PROLOGUE_EXAMPLE_DATABASE",
+    ):
         monkeypatch.delenv(variable, raising=False)
     yield lambda: importlib.reload(example_settings)
     monkeypatch.undo()
@@ -473,7 +506,24 @@ def reload_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_the_default_engine_needs_no_server(reload_settings: Any) -> None:
     settings = reload_settings()
     assert settings.SESSION_ENGINE == "django_prologue_sessions.backends.signed_cookies"
-    assert settings.DATABASES == {}
+    # A SQLite file for the users, and no sessions page without a list of them.
+    assert settings.DATABASES["default"] == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(EXAMPLE_DIR / "db.sqlite3"),
+    }
+    assert settings.SESSIONS_PAGE is False
+    assert settings.PROLOGUE_SESSIONS_ACTIVITY is False
+
+
+def test_the_server_side_engines_record_activity(
+    reload_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROLOGUE_EXAMPLE_ENGINE", "memory")
+    monkeypatch.setenv("PROLOGUE_EXAMPLE_DATABASE", "/tmp/users.sqlite3")
+    settings = reload_settings()
+    assert settings.SESSIONS_PAGE is True
+    assert settings.PROLOGUE_SESSIONS_ACTIVITY is True
+    assert settings.DATABASES["default"]["NAME"] == "/tmp/users.sqlite3"
 
 
 @pytest.mark.parametrize(
@@ -518,9 +568,9 @@ def test_an_engine_that_is_not_ours_is_shown_by_its_path() -> None:
     assert engine_name(path) == path
 
 
-def test_runserver_serves_the_site_without_a_database() -> None:
-    """The README's command, on the default engine: pages, stylesheet, no
-    complaint about unapplied migrations."""
+def test_runserver_serves_the_site_after_migrate() -> None:
+    """The README's commands (``migrate``, then ``runserver``), on the default
+    engine: pages, stylesheet, no complaint about unapplied migrations."""
     server = ExampleServer("signed_cookies")
     try:
         server.wait_until_serving()
@@ -539,3 +589,40 @@ def test_runserver_serves_the_site_without_a_database() -> None:
     assert ".flash-error" in stylesheet
     assert "System check identified no issues (0 silenced)." in output
     assert "migration" not in output
+
+
+# Where you're signed in -----------------------------------------------------
+
+
+def test_the_sessions_page_lists_both_browsers_of_one_name(
+    engine: str, settings: Any, request: pytest.FixtureRequest
+) -> None:
+    # Each test's users start again at id 1: no sessions left of earlier ones.
+    if engine == "redis":
+        request.getfixturevalue("redis_client")  # flushed
+    elif engine == "memory":
+        memory.SessionStore.clear_all()
+    settings.SESSIONS_PAGE = server_side(engine)
+    settings.PROLOGUE_SESSIONS_ACTIVITY = server_side(engine)
+    settings.LOGIN_URL = example_settings.LOGIN_URL
+    laptop, phone = Client(), Client(HTTP_USER_AGENT="Phone")
+    sign_in(laptop, "Ada")
+    sign_in(phone, "Ada")
+    home = laptop.get("/").content.decode()
+    if not server_side(engine):
+        # The signed-cookie engine keeps no list of a user's sessions.
+        assert 'id="sessions-link"' not in home
+        return
+    assert 'id="sessions-link"' in home
+    page = laptop.get("/account/sessions/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    # In the site's layout, through its override of the app's base template.
+    assert "Signed in as <strong>Ada</strong>" in text
+    assert text.count('<tr class="prologue-session') == 2
+    assert text.count("(this session)") == 1
+    assert "Phone" in text
+    # Signed out: to the home page, where one signs in.
+    response = Client().get("/account/sessions/")
+    assert response.status_code == 302
+    assert response["Location"] == "/?next=/account/sessions/"

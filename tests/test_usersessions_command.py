@@ -12,6 +12,7 @@ from django.contrib.auth import SESSION_KEY
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from django_prologue_sessions.activity import ACTIVITY_KEY
 from django_prologue_sessions.backends import memory
 from django_prologue_sessions.backends.memory import SessionStore
 from django_prologue_sessions.management.commands.usersessions import Command
@@ -21,6 +22,11 @@ LAPTOP = "laptop0000aaaaaaaaaaaaaaaaaaaaaa"
 PHONE = "phone00000bbbbbbbbbbbbbbbbbbbbbb"
 TABLET = "phone00000cccccccccccccccccccccc"  # starts like PHONE
 OTHER_USERS = "someoneelse000000000000000000000"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+)
 
 
 class Clocks:
@@ -221,3 +227,25 @@ def test_an_engine_without_an_index_by_user(args: tuple[str, ...]) -> None:
         f"The session engine {engine!r} cannot list or revoke a user's sessions"
     )
     assert "rotate SECRET_KEY" in str(caught.value)
+
+
+def record(key: str, ip: str | None, user_agent: str) -> None:
+    session = SessionStore(key)
+    here = [ip, user_agent, int(START.timestamp())]
+    session[ACTIVITY_KEY] = {"login": here, "last": here}
+    session.save()
+
+
+def test_list_shows_where_each_session_was_last_seen() -> None:
+    record(LAPTOP, "192.0.2.1", FIREFOX)
+    record(PHONE, None, SAFARI_IPHONE)
+    assert run("list", "42") == (
+        "KEY           CREATED (UTC)        LAST SEEN (UTC)      EXPIRES (UTC)"
+        "        LAST IP    DEVICE\n"
+        "phone00000bb  2026-01-01 09:40:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
+        "  -          Safari on iPhone\n"
+        "laptop0000aa  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
+        "  192.0.2.1  Firefox on Linux\n"
+        "phone00000cc  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00"
+        "  -          -\n"
+    )

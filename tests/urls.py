@@ -19,4 +19,6 @@ urlpatterns = [
     path("session/expiry/", views.session_expiry),
     path("session/cycle-later/", views.session_cycle_later),
     path("flash/", include("tests.flash_views")),
+    path("account/login/", views.log_in),
+    path("account/sessions/", include("django_prologue_sessions.urls")),
 ]

@@ -187,8 +187,11 @@ class MemoryStore:
                 if entry[1] > now
             ]
 
-    def user_sessions(self, user_id: str) -> list[tuple[str, float, float, float]]:
-        """``(key, created, last_saved, expires_at)`` of a user's live sessions.
+    def user_sessions(
+        self, user_id: str
+    ) -> list[tuple[str, bytes, float, float, float]]:
+        """``(key, data, created, last_saved, expires_at)`` of a user's live
+        sessions.
 
         In no particular order; times are of the ``_now`` clock. Expired
         sessions met on the way are removed.
@@ -197,11 +200,11 @@ class MemoryStore:
             now = _now()
             sessions = []
             for key in list(self._by_user.get(user_id, ())):
-                _, expires_at, _, created, last_saved = self._entries[key]
+                data, expires_at, _, created, last_saved = self._entries[key]
                 if expires_at <= now:
                     self._remove(key)
                 else:
-                    sessions.append((key, created, last_saved, expires_at))
+                    sessions.append((key, data, created, last_saved, expires_at))
             return sessions
 
     def delete_user_sessions(
@@ -282,15 +285,23 @@ class SessionStore(ServerSessionBase):
         key = self.session_key
         data = None if key is None else self.store.get(key)
         if data is not None:
-            try:
-                session: dict[str, Any] = self.serializer_class().loads(data)
+            session = self.decode_stored(data)
+            if session is not None:
                 return session
-            except Exception:
-                # Only if SESSION_SERIALIZER changed since the save: the
-                # session reads as empty and, if saved, gets a new key.
-                pass
         self._session_key = None
         return {}
+
+    def decode_stored(self, data: bytes) -> dict[str, Any] | None:
+        """A stored session's data; ``None`` if it does not decode.
+
+        Only if SESSION_SERIALIZER changed since the save: the session then
+        reads as empty and, if saved, gets a new key.
+        """
+        try:
+            session = self.serializer_class().loads(data)
+        except Exception:
+            return None
+        return session if isinstance(session, dict) else None
 
     def exists(self, session_key: str | None) -> bool:
         return session_key is not None and self.store.exists(session_key)
@@ -350,19 +361,24 @@ class SessionStore(ServerSessionBase):
 
     @classmethod
     def list_user_sessions(cls, user_id: str) -> list[UserSession]:
+        from django_prologue_sessions.activity import from_session
         from django_prologue_sessions.user_sessions import UserSession
 
         # The store's clock is monotonic; its times become dates by their
         # distance from now.
         offset = _wall_now() - _now()
+        reader = cls()
         return [
             UserSession(
                 session_key=key,
                 created=date_from_timestamp(created + offset),
                 last_seen=date_from_timestamp(last_saved + offset),
                 expires=date_from_timestamp(expires_at + offset),
+                activity=from_session(reader.decode_stored(data)),
             )
-            for key, created, last_saved, expires_at in cls.store.user_sessions(user_id)
+            for key, data, created, last_saved, expires_at in cls.store.user_sessions(
+                user_id
+            )
         ]
 
     @classmethod

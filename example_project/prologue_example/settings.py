@@ -1,7 +1,9 @@
 """Settings of the example site.
 
-Needs no database and no server of its own: sessions live in the engine that
-``$PROLOGUE_EXAMPLE_ENGINE`` names, and flash messages live in the session.
+Sessions live in the engine that ``$PROLOGUE_EXAMPLE_ENGINE`` names, and
+flash messages live in the session. A SQLite file holds the users that signing
+in creates (``manage.py migrate`` makes it), so that the memory and Redis
+engines can list a user's sessions on the "Where you're signed in" page.
 
 Environment variables:
 
@@ -10,7 +12,9 @@ Environment variables:
 - ``PROLOGUE_EXAMPLE_REDIS_URL``: the Redis server of the ``redis`` engine
   (default ``redis://127.0.0.1:6379/0``);
 - ``PROLOGUE_EXAMPLE_DEBUG``: ``0`` turns ``DEBUG`` off (default on, so that
-  ``runserver`` serves the stylesheet).
+  ``runserver`` serves the stylesheet);
+- ``PROLOGUE_EXAMPLE_DATABASE``: the SQLite file of the users (default
+  ``example_project/db.sqlite3``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
@@ -43,8 +49,10 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prologue_sessions.activity.ActivityMiddleware",
 ]
 
 ROOT_URLCONF = "prologue_example.urls"
@@ -57,14 +65,21 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "prologue_example.views.site",
             ],
         },
     },
 ]
 
-# No database: nothing here is stored in one, and with none configured
-# runserver does not warn about the sessions app's unapplied migration.
-DATABASES: dict[str, dict[str, str]] = {}
+# The users only: sessions are the engine's.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get(
+            "PROLOGUE_EXAMPLE_DATABASE", str(BASE_DIR.parent / "db.sqlite3")
+        ),
+    }
+}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -74,6 +89,12 @@ SESSION_ENGINE = engine_path(ENGINE_NAME)
 SESSION_REDIS = {
     "url": os.environ.get("PROLOGUE_EXAMPLE_REDIS_URL", "redis://127.0.0.1:6379/0")
 }
+# "Where you're signed in" (/account/sessions/): where and when each session
+# was used. The signed-cookie engine keeps no list of a user's sessions.
+SESSIONS_PAGE = ENGINE_NAME != "signed_cookies"
+PROLOGUE_SESSIONS_ACTIVITY = SESSIONS_PAGE
+LOGIN_URL = "home"
+
 # Two weeks, Django's default, spelled out because the session page shows it.
 SESSION_COOKIE_AGE = 14 * 24 * 60 * 60
 

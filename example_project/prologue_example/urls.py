@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from prologue_example import views
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("session/expiry/", views.set_expiry, name="set_expiry"),
     path("levels/", views.levels, name="levels"),
     path("levels/flash/", views.flash_levels, name="flash_levels"),
+    path("account/sessions/", include("django_prologue_sessions.urls")),
 ]

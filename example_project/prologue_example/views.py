@@ -12,6 +12,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.models import User
 from django.contrib.messages import constants
 from django.contrib.messages.storage.base import Message
 from django.http import HttpRequest, HttpResponse
@@ -106,8 +108,10 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         _flash_errors(request, form)
         return redirect("home")
-    # A new session key on sign-in, against session fixation.
-    request.session.cycle_key()
+    # One account per name, no password: this is a demonstration. login()
+    # gives the session a new key, against session fixation.
+    user, _ = User.objects.get_or_create(username=form.cleaned_data["name"])
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[NAME] = form.cleaned_data["name"]
     _flash(request, "Welcome! You are signed in.", "success")
     return redirect("home")
@@ -247,19 +251,20 @@ def flash_levels(request: HttpRequest) -> HttpResponse:
 def _render(
     request: HttpRequest, template: str, page: str, **context: Any
 ) -> HttpResponse:
+    return render(request, template, {"page": page, **context})
+
+
+def site(request: HttpRequest) -> dict[str, Any]:
+    """A context processor: what the layout shows on every page, the pages
+    of ``django_prologue_sessions.urls`` included."""
     engine = engine_name(settings.SESSION_ENGINE)
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "name": request.session.get(NAME, ""),
-            "engine": engine,
-            "engine_path": settings.SESSION_ENGINE,
-            "engine_description": DESCRIPTIONS.get(engine, ""),
-            **context,
-        },
-    )
+    return {
+        "name": request.session.get(NAME, ""),
+        "engine": engine,
+        "engine_path": settings.SESSION_ENGINE,
+        "engine_description": DESCRIPTIONS.get(engine, ""),
+        "sessions_page": getattr(settings, "SESSIONS_PAGE", False),
+    }
 
 
 def _flash(request: HttpRequest, message: str, level: str) -> None:

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,24 +67,19 @@ def missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[WebDriver]:
-    """One headless Chromium for the whole run; tests clear its cookies."""
-    reason = missing_browser()
-    if reason is not None:
-        if os.environ.get(REQUIRE_BROWSER) == "1":
-            pytest.fail(f"{REQUIRE_BROWSER}=1, but {reason}", pytrace=False)
-        pytest.skip(reason)
+@contextmanager
+def chromium() -> Iterator[WebDriver]:
+    """A headless Chromium with a profile (and cookies) of its own."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     paths = find_chromium()
     assert paths is not None
-    chromium, chromedriver = paths
+    binary, chromedriver = paths
     with tempfile.TemporaryDirectory(prefix="prologue-chromium-") as profile:
         options = webdriver.ChromeOptions()
         # Both paths given: Selenium Manager, which would download, never runs.
-        options.binary_location = chromium
+        options.binary_location = binary
         for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(chromedriver))
@@ -92,6 +88,26 @@ def browser() -> Iterator[WebDriver]:
             yield driver
         finally:
             driver.quit()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    """One headless Chromium for the whole run; tests clear its cookies."""
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{REQUIRE_BROWSER}=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def second_browser(browser: WebDriver) -> Iterator[WebDriver]:
+    """Another Chromium, for a second client of one user (started only by
+    the tests that ask for it, after ``browser`` has checked for Chromium)."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(
@@ -120,17 +136,18 @@ def example_server(
 class Screenshots:
     """Saves a PNG of a page when ``$PROLOGUE_SCREENSHOTS_DIR`` is set.
 
-    Only for the default engine, whose pages are the ones the docs show.
+    Only for one engine, the default unless ``take()`` names another (a page
+    the default engine does not have), so that the docs show one of each.
     """
 
     def __init__(self, driver: WebDriver, engine: str) -> None:
         directory = os.environ.get(SCREENSHOTS, "")
         self.driver = driver
         self.directory = Path(directory) if directory else None
-        self.enabled = bool(directory) and engine == "signed_cookies"
+        self.engine = engine
 
-    def take(self, name: str) -> None:
-        if not self.enabled or self.directory is None:
+    def take(self, name: str, engine: str = "signed_cookies") -> None:
+        if self.directory is None or self.engine != engine:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         # Fit the whole page, then go back to the usual window.

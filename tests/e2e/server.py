@@ -40,6 +40,16 @@ class ExampleServer:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
+        # The users' database, a file of this server's own, made as the
+        # README makes it.
+        self.database = Path(self.log.name).with_suffix(".sqlite3")
+        env["PROLOGUE_EXAMPLE_DATABASE"] = str(self.database)
+        subprocess.run(
+            [sys.executable, str(MANAGE_PY), "migrate", "--noinput", "-v", "0"],
+            env=env,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -78,3 +88,4 @@ class ExampleServer:
             self.process.wait()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
+        self.database.unlink(missing_ok=True)

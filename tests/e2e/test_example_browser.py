@@ -76,10 +76,23 @@ def waiting(driver: WebDriver) -> list[str]:
 
 
 def session_keys(driver: WebDriver) -> list[str]:
+    """The keys the session page lists, but those of the login itself
+    (``django.contrib.auth``'s and the activity record)."""
     return [
-        str(row.get_attribute("data-key"))
+        key
         for row in driver.find_elements("css selector", "#contents tr[data-key]")
+        if not (key := str(row.get_attribute("data-key"))).startswith(
+            ("_auth_", "_prologue_")
+        )
     ]
+
+
+def logged_in(driver: WebDriver) -> bool:
+    """Whether the session page lists the user id ``login()`` stores."""
+    rows = driver.find_elements(
+        "css selector", '#contents tr[data-key="_auth_user_id"]'
+    )
+    return bool(rows)
 
 
 def sign_in(driver: WebDriver, server: ExampleServer, name: str) -> None:
@@ -123,6 +136,7 @@ def test_sign_in_flashes_once_and_sign_out_deletes_the_session(
     )
     assert text_of(site, "expiry").startswith("in 1209600 seconds, at ")
     assert session_keys(site) == ["name", "visits"]
+    assert logged_in(site)
     assert by_css(site, '#contents tr[data-key="name"] td') == ['"Ada"']
     screenshots.take("session")
     signed_in_cookie = site.get_cookie("sessionid")
@@ -135,6 +149,7 @@ def test_sign_in_flashes_once_and_sign_out_deletes_the_session(
     assert text_of(site, "visits") == "1"
     site.get(f"{url}/session/")
     assert session_keys(site) == ["visits"]
+    assert not logged_in(site)
     new_cookie = site.get_cookie("sessionid")
     assert new_cookie is not None
     assert new_cookie["value"] != signed_in_cookie["value"]

@@ -206,15 +206,17 @@ return redis.call('UNLINK', KEYS[1])
 # key is head (the prefix and the index's hash tag) followed by the key's
 # characters after the 8 of the tag. It is the user's if its header names
 # the user: a member that is not (deleted, expired, now another user's) is
-# removed from the index. Only the start of the value, where the header is,
-# is read.
+# removed from the index. REVOKE reads only the start of the value, where
+# the header is; LIST reads the whole value, for the client to decode.
 _OWNED = """
 local index = KEYS[1]
 local function key_of(member)
   return head .. string.sub(member, 9)
 end
-local function header(key)
-  local start = redis.call('GETRANGE', key, 0, 63 + #user)
+local function header_of(start)
+  if not start then
+    return nil
+  end
   local created, saved, length, at = string.match(start, '^%d+@(%d+),(%d+),(%d+):()')
   if not created or tonumber(length) ~= #user then
     return nil
@@ -224,6 +226,9 @@ local function header(key)
   end
   return created, saved
 end
+local function header(key)
+  return header_of(redis.call('GETRANGE', key, 0, 63 + #user))
+end
 """
 
 LIST = LuaScript(
@@ -231,20 +236,22 @@ LIST = LuaScript(
 local head = ARGV[1]
 local user = ARGV[2]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id. Returns key, created, last saved, milliseconds left, for each of the
--- user's live sessions; drops the other members.
+-- id. Returns key, created, last saved, milliseconds left and the value, for
+-- each of the user's live sessions; drops the other members.
 """
     + _OWNED
     + """
 local found = {}
 for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
   local key = key_of(member)
-  local created, saved = header(key)
+  local value = redis.call('GET', key)
+  local created, saved = header_of(value)
   if created then
     found[#found + 1] = member
     found[#found + 1] = created
     found[#found + 1] = saved
     found[#found + 1] = redis.call('PTTL', key)
+    found[#found + 1] = value
   else
     redis.call('ZREM', index, member)
   end
@@ -253,7 +260,9 @@ return found
 """,
     head=("head", "user"),
 )
-"""List a user's live sessions, pruning the index of the rest."""
+"""List a user's live sessions with their values, pruning the index of the
+rest. Listing is rare, and the session's data is what tells the sessions
+apart (``activity``)."""
 
 REVOKE = LuaScript(
     """

@@ -300,11 +300,13 @@ class SessionStore(ServerSessionBase):
 
     @classmethod
     def list_user_sessions(cls, user_id: str) -> list[UserSession]:
+        from django_prologue_sessions.activity import from_session
         from django_prologue_sessions.user_sessions import UserSession
 
         _need_user_index("Listing")
         handle = sync_redis()
         prefix = current_options().key_prefix
+        reader = cls()  # decodes each value as a load would
         sessions = []
         for tag in user_tags(user_id):
             args = scripts.LIST.argv(head=layout.index_head(prefix, tag), user=user_id)
@@ -315,8 +317,8 @@ class SessionStore(ServerSessionBase):
             except RedisUnavailable as exc:
                 raise unavailable(exc) from exc.error
             now = _now()
-            for i in range(0, len(found), 4):
-                key, created, saved, ms_left = found[i : i + 4]
+            for i in range(0, len(found), 5):
+                key, created, saved, ms_left, value = found[i : i + 5]
                 created_at = date_from_timestamp(float(created or now))
                 sessions.append(
                     UserSession(
@@ -328,6 +330,7 @@ class SessionStore(ServerSessionBase):
                         expires=date_from_timestamp(now + ms_left / 1000)
                         if ms_left >= 0
                         else datetime.max.replace(tzinfo=UTC),
+                        activity=from_session(reader._decode(value)),
                     )
                 )
         return sessions

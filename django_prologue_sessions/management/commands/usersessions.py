@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_prologue_sessions.backends import memory
+from django_prologue_sessions.user_agents import describe
 from django_prologue_sessions.user_sessions import (
     list_sessions,
     revoke_all,
@@ -111,16 +112,26 @@ class Command(BaseCommand):
         if not sessions:
             self.stdout.write(f"User {user_id!r} has no sessions.")
             return
-        rows = [("KEY", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)")]
-        rows.extend(
-            (
+        # With activity recorded (PROLOGUE_SESSIONS_ACTIVITY), where each
+        # session was last seen from too.
+        recorded = any(s.activity is not None for s in sessions)
+        header = ("KEY", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)")
+        rows: list[tuple[str, ...]] = [
+            (*header, "LAST IP", "DEVICE") if recorded else header
+        ]
+        for s in sessions:
+            row: tuple[str, ...] = (
                 s.session_key if full_keys else s.session_key[:SHORT_KEY],
                 _when(s.created),
                 _when(s.last_seen),
                 _when(s.expires),
             )
-            for s in sessions
-        )
+            if recorded:
+                last = s.activity.last if s.activity else None
+                ip = (last.ip if last else None) or "-"
+                device = describe(last.user_agent) if last else ""
+                row += (ip, device or "-")
+            rows.append(row)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             cells = zip(row, widths, strict=True)
