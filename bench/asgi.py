@@ -211,27 +211,20 @@ def run(
                     "BENCH_REDIS_URL": redis_url,
                 },
             )
-        for name, server in list(servers.items()):
-            try:
-                server.wait_until_serving()
-            except RuntimeError as exc:
-                failed[name] = str(exc)
-                servers.pop(name).stop()
-                continue
+        failed = load.start_serving(servers)
+        for name, server in servers.items():
             # Warm-up by clients of its own, not counted: imports, connections.
             warm_up = [load.Client(server.port) for _ in range(clients)]
             load.burst(warm_up, warmup * clients, seconds)
             teams[name] = [load.Client(server.port) for _ in range(clients)]
             elapsed[name] = 0.0
             counted[name] = {}
-        names = list(teams)
-        for index, share in enumerate(load.shares(requests, bursts)):
-            turn = index % len(names) if names else 0
-            for name in names[turn:] + names[:turn]:
+        for number, share, order in load.turns(list(teams), requests, bursts):
+            for name in order:
                 before = servers[name].stats()
                 elapsed[name] += load.burst(teams[name], share, seconds / bursts)
                 _add(counted[name], _difference(servers[name].stats(), before))
-            log(f"  ASGI burst {index + 1}/{bursts}")
+            log(f"  ASGI burst {number}/{bursts}")
         for team in teams.values():
             for client in team:
                 client.read_counter()

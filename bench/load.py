@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,30 @@ def shares(total: int, parts: int) -> list[int]:
     return [total // parts + (index < total % parts) for index in range(parts)]
 
 
+def start_serving(servers: dict[str, Any]) -> dict[str, str]:
+    """Wait for each server to serve; stop and drop those that cannot, and
+    return why each of them failed, by name."""
+    failed: dict[str, str] = {}
+    for name, server in list(servers.items()):
+        try:
+            server.wait_until_serving()
+        except RuntimeError as exc:
+            failed[name] = str(exc)
+            servers.pop(name).stop()
+    return failed
+
+
+def turns(
+    names: list[str], requests: int, bursts: int
+) -> Iterator[tuple[int, int, list[str]]]:
+    """``(burst number, share, names)`` for each burst: every name gets the
+    share in turn, the first to go moving on by one each burst, so that a
+    slow moment of the machine spreads over all of them."""
+    for index, share in enumerate(shares(requests, bursts)):
+        turn = index % len(names) if names else 0
+        yield index + 1, share, names[turn:] + names[:turn]
+
+
 def burst(team: list[Client], requests: int, seconds: float) -> float:
     """Every client at once, ``requests`` in all; the seconds it took."""
     deadline = time.monotonic() + seconds
@@ -264,21 +289,14 @@ def run_load(
                 workers=workers,
                 threads=threads,
             )
-        for name, server in list(servers.items()):
-            try:
-                server.wait_until_serving()
-            except RuntimeError as exc:
-                failed[name] = str(exc)
-                servers.pop(name).stop()
-                continue
+        failed = start_serving(servers)
+        for name, server in servers.items():
             teams[name] = [Client(server.port) for _ in range(clients)]
             elapsed[name] = 0.0
-        names = list(teams)
-        for index, share in enumerate(shares(requests, bursts)):
-            turn = index % len(names) if names else 0
-            for name in names[turn:] + names[:turn]:
+        for number, share, order in turns(list(teams), requests, bursts):
+            for name in order:
                 elapsed[name] += burst(teams[name], share, seconds / bursts)
-            log(f"  load burst {index + 1}/{bursts}")
+            log(f"  load burst {number}/{bursts}")
         for team in teams.values():
             for client in team:
                 client.read_counter()
