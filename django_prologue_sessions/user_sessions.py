@@ -23,10 +23,10 @@ from typing import Protocol, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
 from django_prologue_sessions.activity import SessionActivity
+from django_prologue_sessions.exceptions import UserSessionsUnsupported
 
 __all__ = [
     "SupportsUserSessions",
@@ -169,4 +169,4 @@ def _engine() -> SupportsUserSessions:
             "(django.contrib.auth does so with the password: changing it ends "
             "the user's other sessions)."
         )
-    raise ImproperlyConfigured(message)
+    raise UserSessionsUnsupported(message)

@@ -35,7 +35,7 @@ def rows(driver: WebDriver) -> list[tuple[str, bool]]:
             str(row.get_attribute("data-session")),
             "current" in str(row.get_attribute("class")).split(),
         )
-        for row in driver.find_elements("css selector", "tr.prologue-session")
+        for row in driver.find_elements("css selector", "li.prologue-session")
     ]
 
 
@@ -58,10 +58,13 @@ def test_end_the_other_session_from_the_first(
     listed = rows(site)
     assert [current for _, current in listed] == [True, False]
     assert text_of(site, "who") == "Signed in as Ada"
-    devices = [cell.text for cell in site.find_elements("css selector", "td.device")]
-    assert devices[0].endswith("(this session)")
+    devices = [
+        cell.text
+        for cell in site.find_elements("css selector", ".prologue-session .device")
+    ]
+    assert devices[0].endswith("This device")
     assert "Chrome" in devices[1]  # headless Chromium, described or raw
-    assert [c.text for c in site.find_elements("css selector", "td.ip")] == [
+    assert [c.text for c in site.find_elements("css selector", "dd.ip")] == [
         "127.0.0.1",
         "127.0.0.1",
     ]
