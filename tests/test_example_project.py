@@ -587,7 +587,9 @@ def test_runserver_serves_the_site_after_migrate() -> None:
     assert 'You have visited this page <strong id="visits">1</strong>' in page
     assert any(cookie.startswith("sessionid=") for cookie in cookies)
     assert ".flash-error" in stylesheet
-    assert "System check identified no issues (0 silenced)." in output
+    # The page of a user's sessions is routed, which this engine cannot
+    # list: the example silences the check that warns of it.
+    assert "System check identified no issues (1 silenced)." in output
     assert "migration" not in output
 
 
