@@ -348,3 +348,25 @@ def test_redis_without_its_user_index_gets_the_page_too(
         page = log_in("ada").get(LIST)
     assert page.status_code == 200
     assert "This site cannot list where you're signed in" in page.content.decode()
+
+
+def test_the_page_brings_its_own_look_which_sites_can_drop(
+    users: dict[str, AbstractBaseUser], tmp_path: Any
+) -> None:
+    laptop = log_in("ada")
+    page = laptop.get(LIST).content.decode()
+    assert page.count("<style>") == 2  # the base's page colours, the section's
+    assert "http" not in page.split("<style>", 2)[2].split("</style>")[0]
+    # Overridden, extending itself (as docs/user_sessions.md shows), the
+    # list drops the section's stylesheet and keeps the rest.
+    folder = tmp_path / "django_prologue_sessions"
+    folder.mkdir()
+    (folder / "session_list.html").write_text(
+        '{% extends "django_prologue_sessions/session_list.html" %}'
+        "{% block sessions_style %}{% endblock %}"
+    )
+    templates = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    with override_settings(TEMPLATES=templates):
+        page = laptop.get(LIST).content.decode()
+    assert ".prologue-sessions {" not in page
+    assert sid(laptop) in page
