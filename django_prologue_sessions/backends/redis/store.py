@@ -30,7 +30,6 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
-from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
@@ -60,6 +59,7 @@ from django_prologue_sessions.backends.redis.layout import (
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
+    UserSessionsUnsupported,
 )
 
 if TYPE_CHECKING:
@@ -696,7 +696,7 @@ def _still_changing() -> RuntimeError:
 
 def _need_user_index(what: str) -> None:
     if not current_options().user_index:
-        raise ImproperlyConfigured(
+        raise UserSessionsUnsupported(
             f"{what} a user's sessions needs the user index, which "
             "SESSION_REDIS['user_index'] = False turns off. Remove that "
             "setting (the index is on by default) to list and revoke them."
