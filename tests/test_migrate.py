@@ -1,0 +1,389 @@
+"""PROLOGUE_SESSIONS_MIGRATE_FROM: sessions move in from the previous engine.
+
+Each source is the real engine on a real store (SQLite, the test Redis, files),
+each target one of ours; every request goes through Django's test client and
+real middleware (sessions, auth, messages on the session). A client signs in
+and gets a flash message under the source engine; then the site switches.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.base import SessionBase
+from django.test import AsyncClient, Client, override_settings
+
+from django_prologue_sessions import migrate
+from django_prologue_sessions.backends import memory
+from django_prologue_sessions.backends._session_keys import new_session_key
+
+OURS = "django_prologue_sessions.backends."
+DJANGO = "django.contrib.sessions.backends."
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+
+@dataclass
+class Source:
+    engine: str
+    # Settings the engine needs, given the Redis URL and a private directory.
+    needs: Callable[[str, Path], dict[str, Any]] = lambda url, path: {}
+    # Whether it stores sessions server-side (a cookie engine has nothing to delete).
+    stores: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _cache(backend: str) -> Callable[[str, Path], dict[str, Any]]:
+    def needs(url: str, path: Path) -> dict[str, Any]:
+        cache = {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": "old"}
+        return {"CACHES": {"default": cache}}
+
+    return needs
+
+
+SOURCES = {
+    "django-db": Source(DJANGO + "db"),
+    "django-cache-django-redis": Source(
+        DJANGO + "cache", _cache("django_redis.cache.RedisCache")
+    ),
+    "django-cache-redis": Source(
+        DJANGO + "cache", _cache("django.core.cache.backends.redis.RedisCache")
+    ),
+    "django-cached-db": Source(
+        DJANGO + "cached_db", _cache("django.core.cache.backends.redis.RedisCache")
+    ),
+    "django-file": Source(
+        DJANGO + "file", lambda url, path: {"SESSION_FILE_PATH": str(path)}
+    ),
+    "django-signed-cookies": Source(DJANGO + "signed_cookies", stores=False),
+    "django-redis-sessions": Source("redis_sessions.session"),
+    "prologue-signed-cookies": Source(OURS + "signed_cookies", stores=False),
+    "prologue-redis": Source(
+        OURS + "redis",
+        lambda url, path: {"SESSION_REDIS": {"url": url, "prefix": "old"}},
+    ),
+    "prologue-memory": Source(OURS + "memory"),
+}
+TARGETS = ["redis", "memory", "signed_cookies"]
+PAIRS = [
+    (source, target)
+    for source in SOURCES
+    for target in TARGETS
+    if SOURCES[source].engine != OURS + target
+    # Our signed-cookie engine reads Django's cookies as they are.
+    and not (source == "django-signed-cookies" and target == "signed_cookies")
+]
+
+
+class Switch:
+    """A site that runs ``source``, then ``target`` with the setting."""
+
+    def __init__(
+        self, source: str, target: str, redis_url: str, client: redis.Redis, tmp: Path
+    ) -> None:
+        self.source = SOURCES[source]
+        self.target = OURS + target
+        self.redis = client
+        self.tmp = tmp
+        common: dict[str, Any] = {
+            "MIDDLEWARE": MIDDLEWARE,
+            "MESSAGE_STORAGE": "django.contrib.messages.storage.session.SessionStorage",
+            "SESSION_REDIS": {"url": redis_url},
+        }
+        self.before = {
+            **common,
+            "SESSION_ENGINE": self.source.engine,
+            **self.source.needs(redis_url, tmp),
+        }
+        self.after = {
+            **self.before,
+            "SESSION_ENGINE": self.target,
+            "PROLOGUE_SESSIONS_MIGRATE_FROM": self.source.engine,
+        }
+        if "SESSION_REDIS" in self.source.needs(redis_url, tmp) and target == "redis":
+            raise AssertionError("one engine at a time on SESSION_REDIS")
+
+    @contextmanager
+    def running(self, which: str) -> Iterator[None]:
+        with override_settings(**(self.before if which == "source" else self.after)):
+            yield
+
+    @staticmethod
+    def store(session_key: str | None = None) -> SessionBase:
+        engine = import_module(settings.SESSION_ENGINE)
+        result: SessionBase = engine.SessionStore(session_key)
+        return result
+
+    def previous_store(self, session_key: str) -> SessionBase:
+        result: SessionBase = import_module(self.source.engine).SessionStore(
+            session_key
+        )
+        return result
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """Everything every store holds: Redis, the database, files, memory."""
+        from django.contrib.sessions.models import Session
+
+        keys = sorted(self.redis.keys("*"))
+        return (
+            {key: self.redis.dump(key) for key in keys},
+            sorted(Session.objects.values_list("session_key", "session_data")),
+            sorted(path.name for path in self.tmp.iterdir()),
+            sorted(memory.SessionStore.store.items()),
+        )
+
+
+@pytest.fixture
+def redis_sessions_settings(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    # django-redis-sessions reads its settings when imported: set them there.
+    from redis_sessions import settings as redis_sessions_settings
+
+    monkeypatch.setattr(redis_sessions_settings, "SESSION_REDIS_URL", redis_url)
+    monkeypatch.setattr(redis_sessions_settings, "SESSION_REDIS_PREFIX", "old")
+    monkeypatch.setattr(redis_sessions_settings, "SESSION_REDIS_SOCKET_TIMEOUT", 5)
+
+
+@pytest.fixture
+def switch(
+    request: pytest.FixtureRequest,
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    redis_sessions_settings: None,
+) -> Iterator[Switch]:
+    source, target = request.param
+    memory.SessionStore.clear_all()
+    get_user_model().objects.create_user("ada")
+    yield Switch(source, target, redis_url, redis_client, tmp_path)
+    memory.SessionStore.clear_all()
+
+
+def signed_in_with_a_message(switch: Switch, device: str = "laptop") -> Client:
+    """A client signed in under the source engine, a flash message pending.
+
+    Two signed cookies of the same data signed in the same second are the
+    same cookie: ``device`` tells the sessions apart."""
+    client = Client()
+    with switch.running("source"):
+        assert client.post("/account/login/", {"username": "ada"}).status_code == 200
+        client.get("/session/set/", {"device": device})
+        client.post("/flash/add/", {"level": "info", "message": "Welcome back"})
+        session = client.get("/session/get/").json()
+        assert "_auth_user_id" in session
+        assert "Welcome back" in session["_messages"]
+    return client
+
+
+def cookie(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def with_cookie(value: str) -> Client:
+    """A client of the site as it now runs (a client's handler keeps the
+    middleware, and so the engine, it first loaded), holding ``value``."""
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = value
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+@pytest.mark.parametrize("switch", PAIRS, indirect=True, ids="-to-".join)
+def test_a_signed_in_client_stays_signed_in_and_sees_its_message_once(
+    switch: Switch,
+) -> None:
+    client = signed_in_with_a_message(switch)
+    old = cookie(client)
+    with switch.running("source"):
+        if switch.source.stores:
+            assert switch.previous_store(old).exists(old)
+
+    with switch.running("target"):
+        client = with_cookie(old)
+        first = client.get("/account/whoami/")
+        assert first.json() == {"user": "ada", "messages": ["Welcome back"]}
+        new = first.cookies[settings.SESSION_COOKIE_NAME].value
+        assert new
+        assert new != old
+        # The cookie is ours: our engine reads it, as itself.
+        ours = switch.store(new)
+        assert ours.load()["_auth_user_id"] == str(get_user_model().objects.get().pk)
+        assert ours.session_key == new
+        # The previous store no longer holds it.
+        if switch.source.stores:
+            assert not switch.previous_store(old).exists(old)
+        assert client.get("/account/whoami/").json() == {"user": "ada", "messages": []}
+        # The old cookie, sent again, finds the same session of ours (not a
+        # second one) while the move's claim lasts, never the old store's.
+        if switch.source.stores:
+            response = with_cookie(old).get("/account/whoami/")
+            assert response.json()["user"] == (
+                None if switch.target.endswith("signed_cookies") else "ada"
+            )
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+@pytest.mark.parametrize("switch", PAIRS, indirect=True, ids="-to-".join)
+def test_a_forged_or_unknown_cookie_gets_a_new_empty_session_and_writes_nothing(
+    switch: Switch,
+) -> None:
+    client = signed_in_with_a_message(switch)
+    real = cookie(client)
+    tampered = real[:-3] + ("aaa" if real[-3:] != "aaa" else "bbb")
+    with switch.running("target"):
+        for forged in (new_session_key(), tampered, "x" * 40, "!" * 9):
+            before = switch.snapshot()
+            response = with_cookie(forged).get("/account/whoami/")
+            assert response.json() == {"user": None, "messages": []}, forged
+            sent = response.cookies.get(settings.SESSION_COOKIE_NAME)
+            assert sent is None or sent.value == ""  # no session, or deleted
+            assert switch.snapshot() == before
+
+
+# Async: aload() -----------------------------------------------------------
+
+ASYNC_PAIRS = [
+    ("django-db", "redis"),
+    ("django-db", "memory"),
+    ("django-db", "signed_cookies"),
+    ("django-cache-django-redis", "redis"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.parametrize("switch", ASYNC_PAIRS, indirect=True, ids="-to-".join)
+def test_async_views_move_sessions_through_aload(switch: Switch) -> None:
+    client = signed_in_with_a_message(switch)
+    old = cookie(client)
+    with switch.running("target"):
+        async_client = AsyncClient()
+        async_client.cookies[settings.SESSION_COOKIE_NAME] = old
+        first = async_to_sync(async_client.get)("/account/awhoami/")
+        assert first.json()["user"] == "ada"
+        assert "Welcome back" in first.json()["messages"]
+        new = first.cookies[settings.SESSION_COOKIE_NAME].value
+        assert new != old
+        assert not switch.previous_store(old).exists(old)
+        second = async_to_sync(async_client.get)("/account/awhoami/")
+        assert second.json() == {"user": "ada", "messages": None}
+
+
+# Two requests, one old cookie ---------------------------------------------
+
+# Not the db engine: SQLite's shared in-memory test database locks its table
+# against concurrent writers ("database table is locked").
+CONCURRENT_PAIRS = [
+    ("django-cache-redis", "redis"),
+    ("django-cache-redis", "memory"),
+    ("django-file", "redis"),
+    ("django-redis-sessions", "memory"),
+    ("prologue-signed-cookies", "redis"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.parametrize("switch", CONCURRENT_PAIRS, indirect=True, ids="-to-".join)
+def test_concurrent_requests_with_one_old_cookie_end_with_one_session(
+    switch: Switch,
+) -> None:
+    rounds, width = 8, 4
+    olds = []
+    for device in range(rounds):
+        olds.append(cookie(signed_in_with_a_message(switch, str(device))))
+    with switch.running("target"):
+        before = len(ours_held(switch))
+        for old in olds:
+            barrier = threading.Barrier(width)
+            answers: list[tuple[int, str, Any]] = []
+
+            def visit(
+                old: str = old,
+                barrier: threading.Barrier = barrier,
+                answers: list[tuple[int, str, Any]] = answers,
+            ) -> None:
+                client = with_cookie(old)
+                barrier.wait(10)
+                try:
+                    response = client.get("/account/whoami/")
+                except Exception as exc:
+                    answers.append((500, repr(exc), None))
+                    return
+                sent = response.cookies[settings.SESSION_COOKIE_NAME].value
+                answers.append((response.status_code, sent, response.json()))
+
+            threads = [threading.Thread(target=visit) for _ in range(width)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert [status for status, _, _ in answers] == [200] * width, answers
+            assert {sent for _, sent, _ in answers} != {old}
+            assert len({sent for _, sent, _ in answers}) == 1  # one new key
+            assert all(body["user"] == "ada" for _, _, body in answers)
+            # Racing requests on one session each read it as it was when they
+            # loaded it (as with any engine): the message shows at least once.
+            shown = [body["messages"] for _, _, body in answers]
+            assert ["Welcome back"] in shown, answers
+            assert not switch.previous_store(old).exists(old)
+        assert len(ours_held(switch)) == before + rounds
+
+
+def ours_held(switch: Switch) -> list[Any]:
+    if switch.target.endswith("memory"):
+        return memory.SessionStore.store.items()
+    return [key for key in switch.redis.keys("session:{*") if b":user:" not in key]
+
+
+# The claim -----------------------------------------------------------------
+
+
+def test_the_derived_key_is_one_of_ours_and_depends_on_cookie_and_nonce() -> None:
+    with override_settings(SESSION_REDIS={}):
+        from django_prologue_sessions.backends.redis.store import SessionStore
+
+        key = migrate.derived_key("old-cookie", "abcdefgh.nonce1")
+        assert key.startswith("abcdefgh")
+        assert SessionStore()._validate_session_key(key)
+        assert migrate.derived_key("old-cookie", "abcdefgh.nonce1") == key
+        assert migrate.derived_key("old-cookie", "abcdefgh.nonce2") != key
+        assert migrate.derived_key("other-cookie", "abcdefgh.nonce1") != key
+        assert len(migrate.derived_key("c", ".n")) == 32
+
+
+def test_the_marker_names_no_key() -> None:
+    marker = migrate.marker_name("thecookievalue")
+    assert "thecookievalue" not in marker
+    assert marker == migrate.marker_name("thecookievalue")
+
+
+def test_local_claims_hold_the_first_value() -> None:
+    claims = migrate.LocalClaims()
+    assert claims.claim("m", "first") is None
+    assert claims.claim("m", "second") == "first"
+    assert claims.recall("m") == "first"
+    assert claims.recall("other") is None
+
+
+def test_without_the_setting_an_unknown_cookie_reads_nothing_else() -> None:
+    with override_settings(SESSION_ENGINE=OURS + "memory"):
+        store = memory.SessionStore(new_session_key())
+        assert store.load() == {}
+        assert store.session_key is None
+        assert not store.modified
