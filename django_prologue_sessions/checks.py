@@ -26,11 +26,72 @@ def check_settings(
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
+    errors.extend(_check_migrate_from())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity.
+# E040-E049 flash messages, E050-E059 session activity, E060-E069 moving
+# sessions in from the previous engine.
+
+# The engines that move sessions in (django_prologue_sessions.migrate).
+MIGRATING_ENGINES = tuple(
+    OUR_ENGINES + name for name in ("redis", "memory", "signed_cookies")
+)
+
+
+def _check_migrate_from() -> list[CheckMessage]:
+    from importlib import import_module
+
+    value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM must name the previous session "
+                "engine by its SESSION_ENGINE path.",
+                hint=f"It is {value!r}; meanwhile no session is moved in.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if value == settings.SESSION_ENGINE:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM names the current SESSION_ENGINE.",
+                hint="Set it to the engine the site used before the switch, "
+                "or remove it.",
+                id="django_prologue_sessions.E061",
+            )
+        ]
+    try:
+        engine = import_module(value)
+    except Exception as exc:
+        engine, problem = None, f"it cannot be imported ({exc!r})"
+    else:
+        problem = "it has no SessionStore"
+    if engine is None or not isinstance(getattr(engine, "SessionStore", None), type):
+        return [
+            Error(
+                f"PROLOGUE_SESSIONS_MIGRATE_FROM {value!r} is not a session "
+                f"engine: {problem}.",
+                hint="Give the SESSION_ENGINE path of the previous engine, such "
+                "as 'django.contrib.sessions.backends.db'.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if settings.SESSION_ENGINE not in MIGRATING_ENGINES:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM is set, but SESSION_ENGINE is "
+                "not an engine of this package: no session is moved in.",
+                hint="Sessions move into "
+                + ", ".join(repr(name) for name in MIGRATING_ENGINES)
+                + ".",
+                id="django_prologue_sessions.E062",
+            )
+        ]
+    return []
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 
