@@ -93,6 +93,7 @@ def _check_migrate_from() -> list[CheckMessage]:
         ]
     return []
 
+
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 
 
