@@ -167,6 +167,8 @@ def load_previous(store: SessionStoreBase) -> dict[str, Any]:
     cookie, old = found
     data = _found(old.load())
     claims = store.migration_claims
+    if data and not _writable(store, data):
+        return {}
     if claims is None:
         if data and _fits_cookie(store, data):
             old.delete(cookie)
@@ -183,8 +185,6 @@ def load_previous(store: SessionStoreBase) -> dict[str, Any]:
         store.save(must_create=True)
     except CreateError:
         data = _adopt(store, key)  # the other request created it first
-    except TypeError as exc:
-        return _unwritable(store, exc)
     old.delete(cookie)
     return _moved(store, data)
 
@@ -197,6 +197,8 @@ async def aload_previous(store: SessionStoreBase) -> dict[str, Any]:
     cookie, old = found
     data = _found(await old.aload())
     claims = store.migration_claims
+    if data and not _writable(store, data):
+        return {}
     if claims is None:
         if data and _fits_cookie(store, data):
             await old.adelete(cookie)
@@ -215,8 +217,6 @@ async def aload_previous(store: SessionStoreBase) -> dict[str, Any]:
         await store.asave(must_create=True)
     except CreateError:
         data = await _aadopt(store, key)
-    except TypeError as exc:
-        return _unwritable(store, exc)
     await old.adelete(cookie)
     return _moved(store, data)
 
@@ -282,19 +282,27 @@ def _fits_cookie(store: SessionStoreBase, data: dict[str, Any]) -> bool:
     try:
         store.save()
     except SessionCookieTooLarge as exc:
-        logger.warning("Session not moved from the previous engine: %s", exc)
+        logger.warning(
+            "Session not moved from the previous engine: %s It stays in the "
+            "previous store.",
+            exc,
+        )
         store._session_key = None
         return False
     return True
 
 
-def _unwritable(store: SessionStoreBase, exc: TypeError) -> dict[str, Any]:
-    # A previous engine that stored pickles can hold what JSON cannot.
-    logger.warning(
-        "Session not moved from the previous engine: SESSION_SERIALIZER "
-        "cannot write it (%s). It stays in the previous store.",
-        exc,
-    )
-    store._session_key = None
-    store._session_cache = {}
-    return {}
+def _writable(store: SessionStoreBase, data: dict[str, Any]) -> bool:
+    """Whether our ``SESSION_SERIALIZER`` can write the session, checked
+    before anything is written: a previous engine whose store pickled the
+    session (Django's cache engine) can hold what JSON cannot."""
+    try:
+        store.serializer_class().dumps(data)
+    except (TypeError, ValueError) as exc:
+        logger.warning(
+            "Session not moved from the previous engine: SESSION_SERIALIZER "
+            "cannot write it (%s). It stays in the previous store.",
+            exc,
+        )
+        return False
+    return True

@@ -387,3 +387,92 @@ def test_without_the_setting_an_unknown_cookie_reads_nothing_else() -> None:
         assert store.load() == {}
         assert store.session_key is None
         assert not store.modified
+
+
+# What cannot move stays where it is ---------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "switch",
+    [("django-cache-redis", target) for target in TARGETS],
+    indirect=True,
+    ids="-to-".join,
+)
+def test_a_session_json_cannot_hold_stays_in_the_previous_store(
+    switch: Switch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import datetime
+
+    with switch.running("source"):
+        # The cache engine stores the dict itself, pickled by the cache.
+        old = switch.previous_store(None)  # type: ignore[arg-type]
+        old["_auth_user_id"] = str(get_user_model().objects.get().pk)
+        old["seen"] = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        old.save()
+        key = old.session_key
+        assert key is not None
+    with switch.running("target"):
+        before = ours_snapshot(switch)
+        response = with_cookie(key).get("/account/whoami/")
+        assert response.json() == {"user": None, "messages": []}
+        assert "SESSION_SERIALIZER cannot write it" in caplog.text
+        assert key not in caplog.text
+        assert switch.previous_store(key).exists(key)
+        assert ours_snapshot(switch) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "switch", [("django-db", "signed_cookies")], indirect=True, ids="-to-".join
+)
+def test_a_session_too_large_for_a_cookie_stays_in_the_previous_store(
+    switch: Switch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with switch.running("source"):
+        old = switch.previous_store(None)  # type: ignore[arg-type]
+        old["big"] = "".join(new_session_key() for _ in range(200))  # random
+        old.save()
+        key = old.session_key
+        assert key is not None
+    with switch.running("target"):
+        response = with_cookie(key).get("/account/whoami/")
+        assert response.json() == {"user": None, "messages": []}
+        assert "Session not moved from the previous engine" in caplog.text
+        assert switch.previous_store(key).exists(key)
+
+
+def ours_snapshot(switch: Switch) -> tuple[Any, ...]:
+    return (
+        sorted(key for key in switch.redis.keys("*") if key.startswith(b"session:")),
+        sorted(memory.SessionStore.store.items()),
+    )
+
+
+# A request that never touches the session ----------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "switch", [("django-signed-cookies", "redis")], indirect=True, ids="-to-".join
+)
+def test_a_request_that_does_not_read_the_session_keeps_the_old_cookie(
+    switch: Switch,
+) -> None:
+    # A signed cookie is no key of our Redis engine (the engine refuses it
+    # unread): the middleware would delete it as an empty session's.
+    old = cookie(signed_in_with_a_message(switch))
+    with switch.running("target"):
+        client = with_cookie(old)
+        response = client.get("/session/untouched/")
+        assert settings.SESSION_COOKIE_NAME not in response.cookies
+        assert client.get("/account/whoami/").json() == {
+            "user": "ada",
+            "messages": ["Welcome back"],
+        }
+    with override_settings(**{**switch.after, "PROLOGUE_SESSIONS_MIGRATE_FROM": None}):
+        # Without the setting, such a cookie is deleted, as Django does.
+        response = with_cookie(old).get("/session/untouched/")
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value == ""

@@ -263,6 +263,22 @@ class SessionStoreBase(SessionBase):
 
     _session = property(_get_session)
 
+    def is_empty(self) -> bool:
+        # A cookie this engine's key check refused, not yet looked up in the
+        # previous engine: the middleware must not delete it on a request that
+        # never touched the session, as it may be a session to move in.
+        if (
+            self._requested_key
+            and self.session_key is None
+            and not hasattr(self, "_session_cache")
+        ):
+            from django_prologue_sessions.migrate import previous_engine
+
+            if previous_engine() is not None:
+                return False
+        empty: bool = super().is_empty()
+        return empty
+
     def get_session_cookie_age(self) -> int:
         return session_settings().cookie_age
 
