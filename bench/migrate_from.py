@@ -24,7 +24,6 @@ Writes ``migrate_from.json`` and ``migrate_from.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -32,20 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.small_runs import fastest, server_name, setup_django, write
+
 ROOT = Path(__file__).resolve().parent.parent
 PREVIOUS = "django.contrib.sessions.backends.cache"
 
 
 def configure(ours_url: str, previous_url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        DEBUG_PROPAGATE_EXCEPTIONS=True,
-        SECRET_KEY="bench-not-secret",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
+    setup_django(
+        __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": ours_url},
         CACHES={
@@ -56,10 +50,7 @@ def configure(ours_url: str, previous_url: str) -> None:
         },
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
         INSTALLED_APPS=["django.contrib.sessions", "django_prologue_sessions"],
-        DATABASES={},
-        USE_TZ=True,
     )
-    django.setup()
 
 
 def set_view(request: Any) -> Any:
@@ -97,7 +88,6 @@ def measure(requests: int, rounds: int) -> dict[str, Any]:
     try:
         configure(ours_server.url, previous_server.url)
         ours, previous = ours_server.client(), previous_server.client()
-        info = ours.info("server")
         cookie = settings.SESSION_COOKIE_NAME
 
         def ours_cookies(count: int) -> list[str]:
@@ -135,9 +125,7 @@ def measure(requests: int, rounds: int) -> dict[str, Any]:
                 client.get("/read/")
 
         results: dict[str, Any] = {
-            "server": f"valkey {info['valkey_version']}"
-            if "valkey_version" in info
-            else f"redis {info['redis_version']}",
+            "server": server_name(ours.info("server")),
             "python": platform.python_version(),
             "previous": PREVIOUS + " on django.core.cache.backends.redis.RedisCache",
             "requests": requests,
@@ -146,17 +134,16 @@ def measure(requests: int, rounds: int) -> dict[str, Any]:
             "usec_per_request": {},
         }
         cases = [
-            (name, setting)
-            for name in scenarios
+            (f"{name}, setting {'on' if setting else 'off'}", make, setting)
+            for name, make in scenarios.items()
             for setting in (None, PREVIOUS)
-            if not (name == "a move" and setting is None)
+            if setting or name != "a move"
         ]
         counted = 20
-        for name, setting in cases:
-            label = f"{name}, setting {'on' if setting else 'off'}"
+        for label, make, setting in cases:
             with override_settings(PROLOGUE_SESSIONS_MIGRATE_FROM=setting):
-                run(scenarios[name](1))  # warm this path's connections
-                cookies = scenarios[name](counted)
+                run(make(1))  # warm this path's connections
+                cookies = make(counted)
                 before = reads(ours), reads(previous)
                 run(cookies)
                 after = reads(ours), reads(previous)
@@ -166,17 +153,14 @@ def measure(requests: int, rounds: int) -> dict[str, Any]:
             }
         timings: dict[str, list[float]] = {}
         for _round in range(rounds):
-            for name, setting in cases:
-                label = f"{name}, setting {'on' if setting else 'off'}"
+            for label, make, setting in cases:
                 with override_settings(PROLOGUE_SESSIONS_MIGRATE_FROM=setting):
-                    cookies = scenarios[name](requests)
+                    cookies = make(requests)
                     start = time.perf_counter()
                     run(cookies)
                     elapsed = time.perf_counter() - start
                 timings.setdefault(label, []).append(elapsed * 1e6 / requests)
-        results["usec_per_request"] = {
-            label: round(min(values), 1) for label, values in timings.items()
-        }
+        results["usec_per_request"] = fastest(timings)
         return results
     finally:
         ours_server.cleanup()
@@ -210,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args.requests, args.rounds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "migrate_from.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "migrate_from.md").write_text(markdown(results))
-    print(markdown(results))
+    write(args.out, "migrate_from", results, markdown(results))
     return 0
 
 

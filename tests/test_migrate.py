@@ -405,14 +405,12 @@ def test_a_session_json_cannot_hold_stays_in_the_previous_store(
 ) -> None:
     import datetime
 
-    with switch.running("source"):
-        # The cache engine stores the dict itself, pickled by the cache.
-        old = switch.previous_store(None)  # type: ignore[arg-type]
-        old["_auth_user_id"] = str(get_user_model().objects.get().pk)
-        old["seen"] = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-        old.save()
-        key = old.session_key
-        assert key is not None
+    # The cache engine stores the dict itself, pickled by the cache.
+    key = previous_session(
+        switch,
+        _auth_user_id=str(get_user_model().objects.get().pk),
+        seen=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+    )
     with switch.running("target"):
         before = ours_snapshot(switch)
         response = with_cookie(key).get("/account/whoami/")
@@ -430,17 +428,22 @@ def test_a_session_json_cannot_hold_stays_in_the_previous_store(
 def test_a_session_too_large_for_a_cookie_stays_in_the_previous_store(
     switch: Switch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with switch.running("source"):
-        old = switch.previous_store(None)  # type: ignore[arg-type]
-        old["big"] = "".join(new_session_key() for _ in range(200))  # random
-        old.save()
-        key = old.session_key
-        assert key is not None
+    key = previous_session(switch, big="".join(new_session_key() for _ in range(200)))
     with switch.running("target"):
         response = with_cookie(key).get("/account/whoami/")
         assert response.json() == {"user": None, "messages": []}
         assert "Session not moved from the previous engine" in caplog.text
         assert switch.previous_store(key).exists(key)
+
+
+def previous_session(switch: Switch, **data: Any) -> str:
+    """The key of a session saved by the source engine, holding ``data``."""
+    with switch.running("source"):
+        old = import_module(switch.source.engine).SessionStore()
+        old.update(data)
+        old.save()
+        assert old.session_key is not None
+        return str(old.session_key)
 
 
 def ours_snapshot(switch: Switch) -> tuple[Any, ...]:
