@@ -34,11 +34,6 @@ def check_settings(
 # E040-E049 flash messages, E050-E059 session activity, E060-E069 moving
 # sessions in from the previous engine.
 
-# The engines that move sessions in (django_prologue_sessions.migrate).
-MIGRATING_ENGINES = tuple(
-    OUR_ENGINES + name for name in ("redis", "memory", "signed_cookies")
-)
-
 
 def _check_migrate_from() -> list[CheckMessage]:
     from importlib import import_module
@@ -80,18 +75,31 @@ def _check_migrate_from() -> list[CheckMessage]:
                 id="django_prologue_sessions.E060",
             )
         ]
-    if settings.SESSION_ENGINE not in MIGRATING_ENGINES:
+    if not _moves_sessions_in(settings.SESSION_ENGINE):
         return [
             Error(
                 "PROLOGUE_SESSIONS_MIGRATE_FROM is set, but SESSION_ENGINE is "
                 "not an engine of this package: no session is moved in.",
-                hint="Sessions move into "
-                + ", ".join(repr(name) for name in MIGRATING_ENGINES)
-                + ".",
+                hint="Sessions move into the Redis, memory and signed-cookie "
+                f"engines ({OUR_ENGINES}redis, memory, signed_cookies) and "
+                "engines derived from them.",
                 id="django_prologue_sessions.E062",
             )
         ]
     return []
+
+
+def _moves_sessions_in(path: str) -> bool:
+    """Whether the engine at ``path`` is one of ours (or derived from one)."""
+    from importlib import import_module
+
+    from django_prologue_sessions.backends.base import SessionStoreBase
+
+    try:
+        store = import_module(path).SessionStore
+    except Exception:
+        return False  # Django's own checks and first request say why
+    return isinstance(store, type) and issubclass(store, SessionStoreBase)
 
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"

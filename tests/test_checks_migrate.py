@@ -9,10 +9,15 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, override_settings
 
+from django_prologue_sessions.backends import memory
 from django_prologue_sessions.checks import _check_migrate_from
 from django_prologue_sessions.conf import app_settings
 
 OURS = "django_prologue_sessions.backends."
+
+
+class SessionStore(memory.SessionStore):
+    """This module as a SESSION_ENGINE: a site's own engine, derived from ours."""
 
 
 def ids(**settings: Any) -> list[str]:
@@ -102,3 +107,16 @@ class MigrateFromCheckTests(SimpleTestCase):
             SystemCheckError, "(django_prologue_sessions.E061)"
         ):
             call_command("check")
+
+
+class DerivedEngineTests(SimpleTestCase):
+    """An engine module of the site's own, derived from one of ours."""
+
+    def test_an_engine_derived_from_ours_passes(self) -> None:
+        self.assertEqual(
+            ids(
+                SESSION_ENGINE="tests.test_checks_migrate",
+                PROLOGUE_SESSIONS_MIGRATE_FROM="django.contrib.sessions.backends.db",
+            ),
+            [],
+        )
