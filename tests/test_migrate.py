@@ -167,9 +167,18 @@ def switch(
 ) -> Iterator[Switch]:
     source, target = request.param
     memory.SessionStore.clear_all()
+    forget_file_storage_path(request.getfixturevalue("monkeypatch"))
     get_user_model().objects.create_user("ada")
     yield Switch(source, target, redis_url, redis_client, tmp_path)
     memory.SessionStore.clear_all()
+
+
+def forget_file_storage_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Django's file engine keeps the first SESSION_FILE_PATH it read on its
+    class: make it read this test's."""
+    from django.contrib.sessions.backends.file import SessionStore as FileStore
+
+    monkeypatch.delattr(FileStore, "_storage_path", raising=False)
 
 
 def signed_in_with_a_message(switch: Switch, device: str = "laptop") -> Client:

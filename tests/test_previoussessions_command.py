@@ -14,6 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from tests.test_migrate import forget_file_storage_path
+
 OURS = "django_prologue_sessions.backends."
 
 
@@ -52,7 +54,10 @@ def test_db_sessions_are_counted_until_none_is_left() -> None:
     assert "No session is left" in report()
 
 
-def test_file_sessions_are_counted(tmp_path: Path) -> None:
+def test_file_sessions_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forget_file_storage_path(monkeypatch)
     with override_settings(
         SESSION_ENGINE=OURS + "memory",
         SESSION_FILE_PATH=str(tmp_path),
