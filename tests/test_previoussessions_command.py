@@ -6,6 +6,7 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore as DbStore
@@ -86,3 +87,27 @@ def test_an_engine_that_cannot_be_counted_gives_the_cookie_age() -> None:
     text = report()
     assert "cannot be counted" in text
     assert "SESSION_COOKIE_AGE (1:00:00)" in text
+
+
+@pytest.mark.redis
+def test_cache_sessions_on_django_redis_are_counted(
+    redis_client: Any, redis_url: str
+) -> None:
+    from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+
+    cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_url}
+    with override_settings(
+        SESSION_ENGINE=OURS + "redis",
+        SESSION_REDIS={"url": redis_url},
+        CACHES={"default": cache},
+        PROLOGUE_SESSIONS_MIGRATE_FROM="django.contrib.sessions.backends.cache",
+    ):
+        assert "No session is left" in report()
+        for _ in range(2):
+            store = CacheStore()
+            store["k"] = "v"
+            store.save()
+        redis_client.set(":1:unrelated", "x")  # another key of the cache
+        text = report()
+        assert text.startswith("2 session(s) not moved yet")
+        assert "the last expires at" in text

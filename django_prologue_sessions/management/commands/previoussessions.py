@@ -2,9 +2,10 @@
 engine, and so when ``PROLOGUE_SESSIONS_MIGRATE_FROM`` can go.
 
 Where the previous store can be counted through its engine's API (Django's
-``db`` and ``cached_db``: the database table; ``file``: the session files),
-it says how many sessions it still holds and when the last of them expires.
-Otherwise (a cache, django-redis-sessions, a cookie engine) it says how long
+``db`` and ``cached_db``: the database table; ``file``: the session files;
+``cache`` on django-redis: its ``iter_keys()``), it says how many sessions it
+still holds and when the last of them expires. Otherwise (another cache,
+django-redis-sessions, a cookie engine) it says how long
 a session the previous engine saved can still be valid: ``SESSION_COOKIE_AGE``
 from its last save, at most, unless the site gave sessions longer expiries
 with ``set_expiry()``.
@@ -39,6 +40,10 @@ class Command(BaseCommand):
             left, last = _in_database(store)
         elif name == "django.contrib.sessions.backends.file":
             left, last = _in_files()
+        elif name == "django.contrib.sessions.backends.cache" and hasattr(
+            _session_cache(), "iter_keys"
+        ):
+            left, last = _in_django_redis(store)
         else:
             age = timedelta(seconds=settings.SESSION_COOKIE_AGE)
             self.stdout.write(
@@ -86,4 +91,22 @@ def _in_files() -> tuple[int, datetime | None]:
                 ends.append(entry.stat().st_mtime + age)
     live = [end for end in ends if end > now]
     last = datetime.fromtimestamp(max(live), UTC) if live else None
+    return len(live), last
+
+
+def _session_cache() -> Any:
+    from django.core.cache import caches
+
+    return caches[settings.SESSION_CACHE_ALIAS]
+
+
+def _in_django_redis(store: Any) -> tuple[int, datetime | None]:
+    """The keys of Django's cache engine in a django-redis cache, found with
+    django-redis's ``iter_keys()`` (SCAN) and timed with its ``ttl()``."""
+    cache = _session_cache()
+    now = datetime.now(UTC)
+    ttls = [cache.ttl(key) for key in cache.iter_keys(f"{store.cache_key_prefix}*")]
+    live = [ttl for ttl in ttls if ttl is None or ttl > 0]
+    timed = [ttl for ttl in live if ttl is not None]
+    last = now + timedelta(seconds=max(timed)) if timed else None
     return len(live), last
