@@ -35,7 +35,19 @@ def check_settings(
 # sessions in from the previous engine.
 
 
+# The engines a site is likeliest to move from, for typo suggestions.
+KNOWN_SOURCES = [
+    *(
+        f"django.contrib.sessions.backends.{name}"
+        for name in ("db", "cache", "cached_db", "file", "signed_cookies")
+    ),
+    "redis_sessions.session",
+    *(OUR_ENGINES + name for name in ("signed_cookies", "memory", "redis")),
+]
+
+
 def _check_migrate_from() -> list[CheckMessage]:
+    import difflib
     from importlib import import_module
 
     value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
@@ -66,11 +78,14 @@ def _check_migrate_from() -> list[CheckMessage]:
     else:
         problem = "it has no SessionStore"
     if engine is None or not isinstance(getattr(engine, "SessionStore", None), type):
+        close = difflib.get_close_matches(value, KNOWN_SOURCES, n=1)
         return [
             Error(
                 f"PROLOGUE_SESSIONS_MIGRATE_FROM {value!r} is not a session "
                 f"engine: {problem}.",
-                hint="Give the SESSION_ENGINE path of the previous engine, such "
+                hint=f"Did you mean {close[0]!r}?"
+                if close
+                else "Give the SESSION_ENGINE path of the previous engine, such "
                 "as 'django.contrib.sessions.backends.db'.",
                 id="django_prologue_sessions.E060",
             )

@@ -81,6 +81,16 @@ class MigrateFromCheckTests(SimpleTestCase):
                 )
                 self.assertIn(value, errors[0].msg)
 
+    def test_a_typo_gets_a_suggestion(self) -> None:
+        with override_settings(
+            SESSION_ENGINE=OURS + "redis",
+            PROLOGUE_SESSIONS_MIGRATE_FROM="django.contrib.sessions.backend.cached_db",
+        ):
+            (error,) = _check_migrate_from()
+        self.assertEqual(
+            error.hint, "Did you mean 'django.contrib.sessions.backends.cached_db'?"
+        )
+
     def test_the_current_engine_is_e061(self) -> None:
         for engine in (OURS + "redis", OURS + "memory", OURS + "signed_cookies"):
             with self.subTest(engine=engine):
