@@ -488,3 +488,84 @@ def test_a_request_that_does_not_read_the_session_keeps_the_old_cookie(
         # Without the setting, such a cookie is deleted, as Django does.
         response = with_cookie(old).get("/session/untouched/")
         assert response.cookies[settings.SESSION_COOKIE_NAME].value == ""
+
+
+# The same over HTTP: a real server, one connection per request ------------
+
+HTTP_PAIRS = [("django-cache-django-redis", "redis"), ("django-file", "memory")]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.parametrize("switch", HTTP_PAIRS, indirect=True, ids="-to-".join)
+def test_a_threaded_http_server_moves_each_old_cookie_once(switch: Switch) -> None:
+    import http.client
+    import json
+    from http.cookies import SimpleCookie
+    from wsgiref.simple_server import make_server
+
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from bench.wsgiref_server import QuietHandler, ThreadingWSGIServer
+
+    olds = [cookie(signed_in_with_a_message(switch, str(n))) for n in range(4)]
+    width = 6
+    with switch.running("target"):
+        server = make_server(
+            "127.0.0.1",
+            0,
+            WSGIHandler(),
+            server_class=ThreadingWSGIServer,
+            handler_class=QuietHandler,
+        )
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+
+        def get(old: str) -> tuple[int, str | None, Any]:
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", server.server_port, timeout=30
+            )
+            name = settings.SESSION_COOKIE_NAME
+            try:
+                connection.request(
+                    "GET", "/account/whoami/", headers={"Cookie": f"{name}={old}"}
+                )
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                sent = SimpleCookie(response.getheader("Set-Cookie") or "").get(name)
+                return response.status, None if sent is None else sent.value, body
+            finally:
+                connection.close()
+
+        try:
+            for old in olds:
+                barrier = threading.Barrier(width)
+                answers: list[tuple[int, str | None, Any]] = []
+
+                def visit(
+                    old: str = old,
+                    barrier: threading.Barrier = barrier,
+                    answers: list[tuple[int, str | None, Any]] = answers,
+                ) -> None:
+                    barrier.wait(10)
+                    answers.append(get(old))
+
+                threads = [threading.Thread(target=visit) for _ in range(width)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(30)
+                assert [status for status, _, _ in answers] == [200] * width, answers
+                keys = {sent for _, sent, _ in answers}
+                assert len(keys) == 1, answers  # one session of ours, each sent it
+                assert old not in keys
+                assert None not in keys
+                assert all(body["user"] == "ada" for _, _, body in answers)
+                assert not switch.previous_store(old).exists(old)
+                # The new cookie, over HTTP too: signed in, the message shown.
+                (new,) = keys
+                assert new is not None
+                assert get(new)[2]["user"] == "ada"
+        finally:
+            server.shutdown()
+            server.server_close()
