@@ -26,7 +26,6 @@ Writes ``activity.json`` and ``activity.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -34,20 +33,15 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from bench.small_runs import fastest, server_name, setup_django, write
+
 ROOT = Path(__file__).resolve().parent.parent
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
 
 def configure(redis_url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        DEBUG_PROPAGATE_EXCEPTIONS=True,
-        SECRET_KEY="bench-not-secret",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
+    setup_django(
+        __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": redis_url},
         MIDDLEWARE=[
@@ -62,10 +56,7 @@ def configure(redis_url: str) -> None:
             "django.contrib.sessions",
             "django_prologue_sessions",
         ],
-        DATABASES={},
-        USE_TZ=True,
     )
-    django.setup()
     # login() saves the user's last_login; these users live in no database.
     from django.contrib.auth import user_logged_in
 
@@ -110,9 +101,7 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
         server = redis.Redis.from_url(server_process.url)
         info = server.info("server")
         results: dict[str, Any] = {
-            "server": f"valkey {info['valkey_version']}"
-            if "valkey_version" in info
-            else f"redis {info['redis_version']}",
+            "server": server_name(info),
             "python": platform.python_version(),
             "sessions": sessions,
             "requests": requests,
@@ -165,9 +154,7 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
                             signed_in.get("/read/")
                         elapsed = time.perf_counter() - start
                     timings.setdefault(label, []).append(elapsed * 1e6 / requests)
-        results["usec_per_request"] = {
-            label: round(min(values), 1) for label, values in timings.items()
-        }
+        results["usec_per_request"] = fastest(timings)
         return results
     finally:
         server_process.cleanup()
@@ -203,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args.sessions, args.requests, args.rounds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "activity.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "activity.md").write_text(markdown(results))
-    print(markdown(results))
+    write(args.out, "activity", results, markdown(results))
     return 0
 
 

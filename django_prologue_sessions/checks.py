@@ -28,12 +28,97 @@ def check_settings(
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
+    errors.extend(_check_migrate_from())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity and the sessions pages.
-# A warning or info takes the next number of its range, as an error does.
+# E040-E049 flash messages, E050-E059 session activity and the sessions pages,
+# E060-E069 moving sessions in from the previous engine. A warning or info
+# takes the next number of its range, as an error does.
+
+
+# The engines a site is likeliest to move from, for typo suggestions.
+KNOWN_SOURCES = [
+    *(
+        f"django.contrib.sessions.backends.{name}"
+        for name in ("db", "cache", "cached_db", "file", "signed_cookies")
+    ),
+    "redis_sessions.session",
+    *(OUR_ENGINES + name for name in ("signed_cookies", "memory", "redis")),
+]
+
+
+def _check_migrate_from() -> list[CheckMessage]:
+    import difflib
+    from importlib import import_module
+
+    value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM must name the previous session "
+                "engine by its SESSION_ENGINE path.",
+                hint=f"It is {value!r}; meanwhile no session is moved in.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if value == settings.SESSION_ENGINE:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM names the current SESSION_ENGINE.",
+                hint="Set it to the engine the site used before the switch, "
+                "or remove it.",
+                id="django_prologue_sessions.E061",
+            )
+        ]
+    try:
+        engine = import_module(value)
+    except Exception as exc:
+        engine, problem = None, f"it cannot be imported ({exc!r})"
+    else:
+        problem = "it has no SessionStore"
+    if engine is None or not isinstance(getattr(engine, "SessionStore", None), type):
+        close = difflib.get_close_matches(value, KNOWN_SOURCES, n=1)
+        return [
+            Error(
+                f"PROLOGUE_SESSIONS_MIGRATE_FROM {value!r} is not a session "
+                f"engine: {problem}.",
+                hint=f"Did you mean {close[0]!r}?"
+                if close
+                else "Give the SESSION_ENGINE path of the previous engine, such "
+                "as 'django.contrib.sessions.backends.db'.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if not _moves_sessions_in(settings.SESSION_ENGINE):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM is set, but SESSION_ENGINE is "
+                "not an engine of this package: no session is moved in.",
+                hint="Sessions move into the Redis, memory and signed-cookie "
+                f"engines ({OUR_ENGINES}redis, memory, signed_cookies) and "
+                "engines derived from them.",
+                id="django_prologue_sessions.E062",
+            )
+        ]
+    return []
+
+
+def _moves_sessions_in(path: str) -> bool:
+    """Whether the engine at ``path`` is one of ours (or derived from one)."""
+    from importlib import import_module
+
+    from django_prologue_sessions.backends.base import SessionStoreBase
+
+    try:
+        store = import_module(path).SessionStore
+    except Exception:
+        return False  # Django's own checks and first request say why
+    return isinstance(store, type) and issubclass(store, SessionStoreBase)
+
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 

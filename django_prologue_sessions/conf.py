@@ -76,6 +76,17 @@ class Settings:
         return DEFAULT_PROXY_HEADER  # check E054 reports any other value
 
     @property
+    def PROLOGUE_SESSIONS_MIGRATE_FROM(self) -> str | None:
+        """The ``SESSION_ENGINE`` path of the engine that sessions move in
+        from (``django_prologue_sessions.migrate``); None for none.
+
+        A value that is not a non-empty string counts as None; system check
+        E060 reports it.
+        """
+        value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
+        return value if isinstance(value, str) and value else None
+
+    @property
     def SESSION_REDIS(self) -> dict[str, Any]:
         """The Redis engine's options (docs/settings.md, `SESSION_REDIS`)."""
         value = getattr(settings, "SESSION_REDIS", None)

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_pair_runs_every_scenario() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.side_by_side", "--number", "3", "--repeat", "2"]
-        + ["--sessions", "50"],
+        [
+            *(sys.executable, "-m", "bench.side_by_side"),
+            *("--number", "3", "--repeat", "2", "--sessions", "50"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -55,3 +55,44 @@ def test_literal_defaults_are_the_parsers() -> None:
     assert {"host", "port", "prefix", "socket_timeout", "on_unavailable"} <= set(
         compared
     )
+
+
+def top_table_rows() -> dict[str, list[str]]:
+    """The page's first table, of every setting: name -> other cells."""
+    text = SETTINGS_PAGE.read_text().split("\n## ", 1)[0]
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            quoted, *cells = (c.strip() for c in line.strip(" |").split(" | "))
+            rows[quoted.strip("`")] = cells
+    return rows
+
+
+def test_every_setting_of_the_app_has_a_row() -> None:
+    from django_prologue_sessions.conf import Settings
+
+    names = {name for name in vars(Settings) if name.isupper()}
+    assert names <= set(top_table_rows())
+    for name in names:
+        assert len(top_table_rows()[name]) == 3, name
+
+
+def test_every_check_id_is_documented() -> None:
+    import re
+
+    checks = (Path(__file__).resolve().parents[1] / "django_prologue_sessions").glob(
+        "**/*.py"
+    )
+    used = {
+        found
+        for path in checks
+        for found in re.findall(
+            r'"django_prologue_sessions\.([EWI]\d{3})"', path.read_text()
+        )
+    }
+    section = SETTINGS_PAGE.read_text().split("\n## System checks\n", 1)[1]
+    documented = set(
+        re.findall(r"\| `(?:django_prologue_sessions\.)?([EWI]\d{3})` \|", section)
+    )
+    assert {"E060", "E061", "E062"} <= used
+    assert used <= documented

@@ -20,5 +20,7 @@ urlpatterns = [
     path("session/cycle-later/", views.session_cycle_later),
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
+    path("account/whoami/", views.whoami),
+    path("account/awhoami/", views.awhoami),
     path("account/sessions/", include("django_prologue_sessions.urls")),
 ]

@@ -22,7 +22,7 @@ import json
 import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase
@@ -32,6 +32,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from django_prologue_sessions.backends._session_keys import new_session_key
+
+if TYPE_CHECKING:
+    from django_prologue_sessions.migrate import Claims
 
 __all__ = [
     "CREATE_ATTEMPTS",
@@ -217,10 +220,64 @@ class SessionStoreBase(SessionBase):
     #: The class that serializes the session: ``self.serializer``, or the
     #: faster class that writes the same bytes (``refuse_unpickling()``).
     serializer_class: type[Any]
+    #: Where a server-side engine claims the sessions it moves in from
+    #: ``PROLOGUE_SESSIONS_MIGRATE_FROM`` (``migrate``); None: no claim
+    #: needed (the signed-cookie engine).
+    migration_claims: ClassVar[Claims | None] = None
+    # Provided by SessionBase, missing from django-stubs.
+    _session_cache: dict[str, Any]
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self.serializer_class = refuse_unpickling(self.serializer)
+        # The cookie as the client sent it, which the key setter drops when
+        # it is not a key of this engine: the previous engine's key, for
+        # PROLOGUE_SESSIONS_MIGRATE_FROM (``migrate``), read once at most.
+        self._requested_key = session_key
+
+    # SessionBase's lazy loading, but a cookie that this engine's key check
+    # refused is loaded too: load() hands it to the previous engine
+    # (``migrate``), once. The same steps as Django's otherwise.
+
+    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            if no_load or (self.session_key is None and not self._requested_key):
+                self._session_cache = {}
+            else:
+                self._session_cache = self.load()
+        return self._session_cache
+
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            if no_load or (self.session_key is None and not self._requested_key):
+                self._session_cache = {}
+            else:
+                self._session_cache = await self.aload()
+        return self._session_cache
+
+    _session = property(_get_session)
+
+    def is_empty(self) -> bool:
+        # A cookie this engine's key check refused, not yet looked up in the
+        # previous engine: the middleware must not delete it on a request that
+        # never touched the session, as it may be a session to move in.
+        if (
+            self._requested_key
+            and self.session_key is None
+            and not hasattr(self, "_session_cache")
+        ):
+            from django_prologue_sessions.migrate import previous_engine
+
+            if previous_engine() is not None:
+                return False
+        empty: bool = super().is_empty()
+        return empty
 
     def get_session_cookie_age(self) -> int:
         return session_settings().cookie_age
@@ -247,8 +304,13 @@ class ServerSessionBase(SessionStoreBase):
     """
 
     def _new_key(self) -> str:
-        """A new session key; an engine may derive it from the session."""
-        return new_session_key()
+        """A new session key, starting with ``_key_tag()``."""
+        return new_session_key(self._key_tag())
+
+    def _key_tag(self) -> str:
+        """What a new key of this session starts with; an engine may derive
+        it from the session (the Redis engine: from its user)."""
+        return ""
 
     def create(self) -> None:
         for _attempt in range(CREATE_ATTEMPTS):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 
+from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import session_user_id
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
@@ -275,21 +276,22 @@ class SessionStore(ServerSessionBase):
 
     #: Shared by every instance; a subclass may set a store of its own.
     store: ClassVar[MemoryStore] = MemoryStore()
+    migration_claims: ClassVar[migrate.LocalClaims] = migrate.LocalClaims()
 
     @classmethod
     def clear_all(cls) -> None:
         """Forget every session of the store, e.g. in a test's ``setUp``."""
         cls.store.clear()
+        cls.migration_claims.clear()
 
     def load(self) -> dict[str, Any]:
+        session = self._stored_session()
+        return migrate.load_previous(self) if session is None else session
+
+    def _stored_session(self) -> dict[str, Any] | None:
         key = self.session_key
         data = None if key is None else self.store.get(key)
-        if data is not None:
-            session = self.decode_stored(data)
-            if session is not None:
-                return session
-        self._session_key = None
-        return {}
+        return None if data is None else self.decode_stored(data)
 
     def decode_stored(self, data: bytes) -> dict[str, Any] | None:
         """A stored session's data; ``None`` if it does not decode.
@@ -308,7 +310,7 @@ class SessionStore(ServerSessionBase):
 
     def save(self, must_create: bool = False) -> None:
         # Read first: loading drops a key that has expired or was deleted.
-        session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        session = self._get_session(no_load=must_create)
         key = self.session_key
         if key is None:
             self.create()
@@ -339,7 +341,7 @@ class SessionStore(ServerSessionBase):
         brought back: it gets the new key unstored, and its save raises
         ``UpdateError``, as any save of an ended session does.
         """
-        data = self._session  # type: ignore[attr-defined]
+        data = self._session
         key = self.session_key
         if key is None or session_user_id(data) is None:
             super().cycle_key()
@@ -394,7 +396,10 @@ class SessionStore(ServerSessionBase):
     # place, with no hop to a thread.
 
     async def aload(self) -> dict[str, Any]:
-        return self.load()
+        session = self._stored_session()
+        if session is None:  # the previous engine may do I/O
+            return await migrate.aload_previous(self)
+        return session
 
     async def aexists(self, session_key: str | None) -> bool:
         return self.exists(session_key)

@@ -31,6 +31,7 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 
+from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
     USER_ID_KEY,
@@ -43,6 +44,7 @@ from django_prologue_sessions.backends.base import (
     date_from_timestamp,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
+from django_prologue_sessions.backends.redis.claims import RedisClaims
 from django_prologue_sessions.backends.redis.connection import (
     AsyncRedis,
     RedisUnavailable,
@@ -105,6 +107,8 @@ class Write:
 
 
 class SessionStore(ServerSessionBase):
+    migration_claims = RedisClaims()
+
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self._codec = layout.SessionCodec(self.serializer_class())
@@ -159,20 +163,24 @@ class SessionStore(ServerSessionBase):
 
     def load(self) -> dict[str, Any]:
         if self.session_key is None:
-            return {}
+            return migrate.load_previous(self)
         try:
             raw = sync_redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
+        if raw is None:
+            return migrate.load_previous(self)
         return self._decode(raw)
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
-            return {}
+            return await migrate.aload_previous(self)
         try:
             raw = await async_redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
+        if raw is None:
+            return await migrate.aload_previous(self)
         return self._decode(raw)
 
     def exists(self, session_key: str | None) -> bool:
@@ -200,7 +208,7 @@ class SessionStore(ServerSessionBase):
         if self._session_key is None:
             return self.create()
         new = must_create or self._session_key == self._unsaved_key
-        data = self._get_session(no_load=new)  # type: ignore[attr-defined]
+        data = self._get_session(no_load=new)
         step, write = self._plan_save(data, new)
         if step == "move":
             self._retire(self._delete_key(*self._own_key()))
@@ -222,7 +230,7 @@ class SessionStore(ServerSessionBase):
         if self._session_key is None:
             return await self.acreate()
         new = must_create or self._session_key == self._unsaved_key
-        data = await self._aget_session(no_load=new)  # type: ignore[attr-defined]
+        data = await self._aget_session(no_load=new)
         step, write = self._plan_save(data, new)
         if step == "move":
             self._retire(await self._adelete_key(*self._own_key()))
@@ -251,7 +259,7 @@ class SessionStore(ServerSessionBase):
             await self._adelete_key(*target)
 
     def cycle_key(self) -> None:
-        data = self._session  # type: ignore[attr-defined]
+        data = self._session
         rename = self._plan_rename()
         if rename is None:
             old = self._cycle_anonymous(data)
@@ -270,7 +278,7 @@ class SessionStore(ServerSessionBase):
         raise RuntimeError("Unable to create a new Redis session key.")
 
     async def acycle_key(self) -> None:
-        data = await self._aget_session()  # type: ignore[attr-defined]
+        data = await self._aget_session()
         rename = self._plan_rename()
         if rename is None:
             old = self._cycle_anonymous(data)
@@ -375,9 +383,12 @@ class SessionStore(ServerSessionBase):
     # The decisions shared by the sync and async methods ---------------------
 
     def _new_key(self) -> str:
-        """A new key: with the user's tag if the session has a user."""
+        return self.new_session_key(self._key_tag())
+
+    def _key_tag(self) -> str:
+        """The user's tag if the session has a user, else none."""
         user = session_user_id(getattr(self, "_session_cache", {}))
-        return self.new_session_key("" if user is None else user_tag(user))
+        return "" if user is None else user_tag(user)
 
     def _persisted_key(self) -> str | None:
         key = self._session_key
