@@ -157,7 +157,7 @@ class Write:
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._codec = layout.SessionCodec(self.serializer_class())
+        self._codec = layout.codec(self.serializer_class)
         # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
         self._version: str | None = None
