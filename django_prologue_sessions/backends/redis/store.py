@@ -125,6 +125,9 @@ class SessionStore(ServerSessionBase):
         # The key cycle_key() gave an anonymous session, until it is saved:
         # unknown to Redis and to the client, it may still change.
         self._unsaved_key: str | None = None
+        # The first time Redis failed this store: every later command fails
+        # at once, so that a request waits out one socket_timeout at most.
+        self._failure: RedisUnavailable | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -160,7 +163,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = sync_redis().execute("GET", self.redis_key(self.session_key))
+            raw = self._redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -169,7 +172,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = await async_redis().execute("GET", self.redis_key(self.session_key))
+            raw = await self._aredis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -179,18 +182,18 @@ class SessionStore(ServerSessionBase):
             return False
         assert session_key is not None
         try:
-            return bool(sync_redis().execute("EXISTS", self.redis_key(session_key)))
+            return bool(self._redis().execute("EXISTS", self.redis_key(session_key)))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
 
     async def aexists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
             return False
         assert session_key is not None
         try:
-            found = await async_redis().execute("EXISTS", self.redis_key(session_key))
+            found = await self._aredis().execute("EXISTS", self.redis_key(session_key))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
         return bool(found)
 
     # Writing ---------------------------------------------------------------
@@ -209,7 +212,7 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = write.send(sync_redis())
+                done = write.send(self._redis())
             except RedisUnavailable as exc:
                 return self._write_failed(exc)
             write = self._written(write, done, must_create)
@@ -231,7 +234,7 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = await write.asend(async_redis())
+                done = await write.asend(self._aredis())
             except RedisUnavailable as exc:
                 return self._write_failed(exc)
             write = self._written(write, done, must_create)
@@ -259,9 +262,9 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = sync_redis().run_script(*rename)
+                moved = self._redis().run_script(*rename)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+                raise self._failed(exc, write=True) from exc.error
             if self._renamed(moved, rename):
                 return
             rename = self._plan_rename()
@@ -278,9 +281,9 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = await async_redis().run_script(*rename)
+                moved = await self._aredis().run_script(*rename)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+                raise self._failed(exc, write=True) from exc.error
             if self._renamed(moved, rename):
                 return
             rename = self._plan_rename()
@@ -589,9 +592,9 @@ class SessionStore(ServerSessionBase):
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
         number of sessions deleted (0 or 1)."""
-        handle = sync_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._redis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
@@ -600,20 +603,20 @@ class SessionStore(ServerSessionBase):
         except RedisUnavailable as exc:
             # Even in "empty" mode: a logout that silently did not happen
             # would leave the session usable by whoever holds the cookie.
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     async def _adelete_key(self, session_key: str, user: str | None) -> int:
-        handle = async_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._aredis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)
         except RedisUnavailable as exc:
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     def _decode(self, raw: bytes | None) -> dict[str, Any]:
@@ -650,9 +653,26 @@ class SessionStore(ServerSessionBase):
             logger.warning("Session data could not be decoded")
             return {}
 
+    def _redis(self) -> SyncRedis:
+        """The process's handle, unless Redis failed this store already."""
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return sync_redis()
+
+    def _aredis(self) -> AsyncRedis:
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return async_redis()
+
+    def _failed(self, exc: RedisUnavailable, write: bool = False) -> Exception:
+        """Remember that Redis failed; the error to raise."""
+        self._failure = self._failure or exc
+        return unavailable(exc, write)
+
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
+        self._failure = self._failure or exc
         logger.warning(
             "Redis is unavailable (%s); serving an empty session that will not "
             "be saved.",
@@ -665,7 +685,8 @@ class SessionStore(ServerSessionBase):
 
     def _write_failed(self, exc: RedisUnavailable) -> None:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
+        self._failure = self._failure or exc
         if exc.maybe_sent:
             logger.warning(
                 "Redis did not answer in time (%s); the session may or may not "
