@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
@@ -23,7 +24,12 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
 from django_prologue_sessions.backends.redis import SessionStore
-from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from django_prologue_sessions.backends.redis.connection import sync_redis
+from django_prologue_sessions.exceptions import (
+    SessionStoreUnavailable,
+    SessionWriteOutcomeUnknown,
+)
+from django_prologue_sessions.user_sessions import list_sessions
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -53,7 +59,29 @@ def stop_redis_then_write(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+# The timers that resume a server paused inside a request.
+RESUMES: list[threading.Timer] = []
+
+
+def rekey_while_paused(request: HttpRequest) -> HttpResponse:
+    """Load a logged-in session, pause Redis for 1.5 s, then re-key the
+    session as update_session_auth_hash() does (login() of a user already
+    logged in, or Django's re-keying after a SECRET_KEY rotation, likewise)."""
+    assert request.session.get("_auth_user_id") is not None
+    assert current_server is not None
+    assert current_server.process is not None
+    pid = current_server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(1.5, os.kill, (pid, signal.SIGCONT))
+    RESUMES.append(resume)
+    resume.start()
+    request.session.cycle_key()
+    request.session["_auth_user_hash"] = "after a password change"
+    return HttpResponse("re-keyed")
+
+
 urlpatterns = [
+    path("outage/rekey-while-paused/", rekey_while_paused),
     path("outage/start-then-write/", start_redis_then_write),
     path("outage/stop-then-write/", stop_redis_then_write),
     path("", include("tests.urls")),
@@ -371,3 +399,111 @@ def test_after_a_failed_load_every_operation_fails_at_once(server: RedisServer) 
                     attempt()
         assert tried_since(before, server) == (1, 0)
         assert SessionStore(cookie).load() == {"key": "value"}
+
+
+# Re-keying while Redis stalls --------------------------------------------------
+
+
+def scripts_loaded() -> None:
+    """Re-key a session of another user: Redis then knows the RENAME script,
+    and runs it from its socket on resuming (an unknown one it refuses)."""
+    client, _ = client_with_session(_auth_user_id="8")
+    assert client.get("/session/cycle/").status_code == 200
+    client.get("/session/flush/")
+
+
+def stored_sessions(server: RedisServer) -> list[str]:
+    """The Redis keys of the sessions Redis holds (user indexes left out)."""
+    client = server.client()
+    try:
+        keys = client.keys("*")
+    finally:
+        client.close()
+    return sorted(key.decode() for key in keys if b":user:" not in key)
+
+
+def test_a_rekey_while_redis_stalls_keeps_the_user_signed_in(
+    server: RedisServer,
+) -> None:
+    """cycle_key() inside a request, Redis paused past socket_timeout and
+    resumed 1.5 s later: the request fails, having re-keyed nothing. Redis,
+    on resuming, refuses the re-key it finds in its socket: the user is
+    still signed in under the cookie they hold, and no session is left under
+    a key nobody holds. Once Redis answers, re-keying works, and the old key
+    is dead as soon as the new one is reported."""
+    with engine(server, socket_timeout=1):
+        scripts_loaded()
+        client, cookie = client_with_session(_auth_user_id="7", key="value")
+        response = client_with_cookie(cookie).get("/outage/rekey-while-paused/")
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies
+        RESUMES.pop().join()  # Redis has resumed
+        assert client.get("/session/get/").json() == {
+            "_auth_user_id": "7",
+            "key": "value",
+        }
+        assert [s.session_key for s in list_sessions("7")] == [cookie]
+        assert stored_sessions(server) == [SessionStore.redis_key(cookie)]
+
+        assert client.get("/session/cycle/").status_code == 200
+        new = client.cookies[COOKIE].value
+        assert new != cookie
+        assert client_with_cookie(cookie).get("/session/get/").json() == {}
+        assert client.get("/session/get/").json()["_auth_user_id"] == "7"
+        assert [s.session_key for s in list_sessions("7")] == [new]
+        assert stored_sessions(server) == [SessionStore.redis_key(new)]
+
+
+def test_the_request_says_nothing_was_rekeyed(server: RedisServer) -> None:
+    with engine(server, socket_timeout=1):
+        _, cookie = client_with_session(_auth_user_id="7", key="value")
+        with pytest.raises(SessionStoreUnavailable) as raised:
+            Client().get(
+                "/outage/rekey-while-paused/", HTTP_COOKIE=f"{COOKIE}={cookie}"
+            )
+        RESUMES.pop().join()
+    assert not isinstance(raised.value, SessionWriteOutcomeUnknown)
+    assert "Nothing was written" in str(raised.value)
+
+
+def test_acycle_key_while_redis_stalls(server: RedisServer) -> None:
+    async def scenario() -> str:
+        session = SessionStore()
+        await session.aset("_auth_user_id", "7")
+        await session.asave()
+        key = session.session_key
+        assert key is not None
+        request = SessionStore(key)
+        assert await request.aget("_auth_user_id") == "7"
+        assert server.process is not None
+        with paused(server):
+            with pytest.raises(SessionStoreUnavailable, match="Nothing was"):
+                await request.acycle_key()
+            await asyncio.sleep(0.5)  # Redis stays paused past the timeout
+        assert await SessionStore(key).aload() == {"_auth_user_id": "7"}
+        return key
+
+    with engine(server, socket_timeout=0.5):
+        scripts_loaded()
+        key = asyncio.run(scenario())
+        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert stored_sessions(server) == [SessionStore.redis_key(key)]
+
+
+def test_a_redis_clock_ahead_is_learnt_not_a_refused_login(
+    server: RedisServer,
+) -> None:
+    """Redis refuses a re-key that comes past its deadline, in Redis's
+    clock. Where that clock runs ahead of the app server's, a refusal comes
+    back in time: the engine learns by how much and re-keys."""
+    with engine(server, socket_timeout=1):
+        client, cookie = client_with_session(_auth_user_id="7", key="value")
+        call = sync_redis().call
+        # The engine's idea of Redis's clock a minute behind it: its first
+        # deadline has passed when Redis runs the re-key.
+        call.clock_ahead_ms = -60_000
+        assert client.get("/session/cycle/").status_code == 200
+        assert -60_000 < call.clock_ahead_ms <= 1000
+        new = client.cookies[COOKIE].value
+        assert new != cookie
+        assert [s.session_key for s in list_sessions("7")] == [new]

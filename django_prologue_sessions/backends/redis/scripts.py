@@ -169,15 +169,25 @@ local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
 local index_ttl = tonumber(ARGV[5])
 local indexed_until = ARGV[6]
+local not_after = tonumber(ARGV[7])
 -- KEYS: a user's session, the name it moves to, and the user's index (if
 -- the index is on), where member and new_member, the old and the new session
 -- key, are its entries. Both names carry the same hash tag. Under its new
 -- key the session counts as created and saved at now, and expires in ttl;
 -- its index entry lasts index_ttl seconds, until indexed_until (as the
--- header says, layout.restamp()).
+-- header says, layout.restamp()). not_after: past that time (ms, Redis's
+-- clock; 0 for none) the client has given up on the reply and kept the old
+-- key, so the move must not happen.
 """
     + _INDEX_SESSION
     + """
+if not_after > 0 then
+  local clock = redis.call('TIME')
+  local ms = clock[1] * 1000 + math.floor(clock[2] / 1000)
+  if ms > not_after then
+    return {ms}  -- too late: nothing moved
+  end
+end
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0  -- ended meanwhile (a logout, "log out everywhere") or expired
@@ -197,10 +207,24 @@ if KEYS[3] then
 end
 return 1
 """,
-    head=("member", "new_member", "now", "ttl", "index_ttl", "indexed_until"),
+    head=(
+        "member",
+        "new_member",
+        "now",
+        "ttl",
+        "index_ttl",
+        "indexed_until",
+        "not_after",
+    ),
 )
-"""Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
-it has ended, -1 if the new key is taken. Its value moves with it."""
+"""Give a logged-in session a new key, only while it exists and only before
+``not_after``: 1 if moved, 0 if it has ended, -1 if the new key is taken,
+``[Redis's time]`` if too late. Its value moves with it.
+
+Redis runs what is in a socket when it resumes from a pause (a long
+``fork()``, a swap storm, ``SIGSTOP``): without the deadline, a re-key whose
+client had already reported it failed, and kept the old cookie, would move
+the session to a key no client holds."""
 
 DELETE = LuaScript(
     """

@@ -44,6 +44,7 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import TimeoutError
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
@@ -62,6 +63,7 @@ from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
     NO_IFEQ,
     AsyncRedis,
+    Call,
     RedisUnavailable,
     SyncRedis,
     async_redis,
@@ -308,40 +310,38 @@ class SessionStore(ServerSessionBase):
 
     def cycle_key(self) -> None:
         data = self._session  # type: ignore[attr-defined]
-        rename = self._plan_rename()
-        if rename is None:
+        if not self._renames():
             old = self._cycle_anonymous(data)
             if old is not None:
                 self._delete_key(old, None)
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = self._redis().run_script(*rename)
+                handle = self._redis()
+                rename = self._plan_rename(handle.call.deadline_ms())
+                moved = handle.run_script(*rename)
             except RedisUnavailable as exc:
-                raise self._failed(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                raise self._rekey_failed(exc) from exc.error
+            if self._renamed(moved, rename, handle.call):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     async def acycle_key(self) -> None:
         data = await self._aget_session()  # type: ignore[attr-defined]
-        rename = self._plan_rename()
-        if rename is None:
+        if not self._renames():
             old = self._cycle_anonymous(data)
             if old is not None:
                 await self._adelete_key(old, None)
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = await self._aredis().run_script(*rename)
+                handle = self._aredis()
+                rename = self._plan_rename(handle.call.deadline_ms())
+                moved = await handle.run_script(*rename)
             except RedisUnavailable as exc:
-                raise self._failed(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                raise self._rekey_failed(exc) from exc.error
+            if self._renamed(moved, rename, handle.call):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     @classmethod
@@ -470,16 +470,27 @@ class SessionStore(ServerSessionBase):
         self.modified = True
         return old
 
-    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]] | None:
-        """The RENAME that gives a stored logged-in session a new key, or None
-        for a session with no stored user (see ``_cycle_anonymous()``).
+    def _renames(self) -> bool:
+        """Whether cycle_key() renames the stored session (one with a user),
+        rather than giving a new key to the save (``_cycle_anonymous()``)."""
+        return (
+            self._persisted_key() is not None
+            and self._stored_user is not None
+            and self._expiry_age() > 0
+        )
+
+    def _plan_rename(
+        self, not_after: int
+    ) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The RENAME that gives a stored logged-in session a new key, unless
+        Redis runs it after ``not_after`` (``Call.deadline_ms()``).
 
         As with Django's cycle_key(), the session under its new key is a new
         one: created now, expiring a full expiry age from now.
         """
         old, user = self._persisted_key(), self._stored_user
-        if old is None or user is None or self._expiry_age() <= 0:
-            return None
+        assert old is not None
+        assert user is not None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
         keys = [self.redis_key(old), self.redis_key(new)]
@@ -493,6 +504,7 @@ class SessionStore(ServerSessionBase):
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
             indexed_until=now + INDEX_TTL_FACTOR * ttl,
+            not_after=not_after,
         )
         return scripts.RENAME, keys, args
 
@@ -501,10 +513,17 @@ class SessionStore(ServerSessionBase):
         return math.ceil(self.get_expiry_age())
 
     def _renamed(
-        self, moved: int, rename: tuple[scripts.LuaScript, list[str], list[Any]]
+        self,
+        moved: int | list[int],
+        rename: tuple[scripts.LuaScript, list[str], list[Any]],
+        call: Call,
     ) -> bool:
-        """Adopt the new key; False if it was taken. A session that ended
-        meanwhile takes it too, unstored: its save raises ``UpdateError``."""
+        """Adopt the new key; False if it was taken, or refused as late. A
+        session that ended meanwhile takes it too, unstored: its save raises
+        ``UpdateError``."""
+        if isinstance(moved, list):
+            call.refused_late(moved[0])
+            return False
         if moved == -1:
             return False
         args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
@@ -768,6 +787,14 @@ class SessionStore(ServerSessionBase):
         """Remember that Redis failed; the error to raise."""
         self._failure = self._failure or exc
         return unavailable(exc, write)
+
+    def _rekey_failed(self, exc: RedisUnavailable) -> Exception:
+        """The error of a RENAME that Redis could not serve. One that timed
+        out is never applied: Redis refuses it past its deadline, which comes
+        before the timeout. So nothing moved, and the old key stays valid."""
+        if isinstance(exc.error, TimeoutError) and current_options().socket_timeout:
+            exc = RedisUnavailable(exc.error, maybe_sent=False)
+        return self._failed(exc, write=True)
 
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
