@@ -63,11 +63,8 @@ def stop_redis_then_write(request: HttpRequest) -> HttpResponse:
 RESUMES: list[threading.Timer] = []
 
 
-def rekey_while_paused(request: HttpRequest) -> HttpResponse:
-    """Load a logged-in session, pause Redis for 1.5 s, then re-key the
-    session as update_session_auth_hash() does (login() of a user already
-    logged in, or Django's re-keying after a SECRET_KEY rotation, likewise)."""
-    assert request.session.get("_auth_user_id") is not None
+def pause_for_a_while() -> None:
+    """Pause the server now, and resume it 1.5 s later."""
     assert current_server is not None
     assert current_server.process is not None
     pid = current_server.process.pid
@@ -75,12 +72,42 @@ def rekey_while_paused(request: HttpRequest) -> HttpResponse:
     resume = threading.Timer(1.5, os.kill, (pid, signal.SIGCONT))
     RESUMES.append(resume)
     resume.start()
+
+
+def rekey_while_paused(request: HttpRequest) -> HttpResponse:
+    """Load a logged-in session, pause Redis for 1.5 s, then re-key the
+    session as update_session_auth_hash() does (login() of a user already
+    logged in, or Django's re-keying after a SECRET_KEY rotation, likewise)."""
+    assert request.session.get("_auth_user_id") is not None
+    pause_for_a_while()
     request.session.cycle_key()
     request.session["_auth_user_hash"] = "after a password change"
     return HttpResponse("re-keyed")
 
 
+def log_in_then_pause(request: HttpRequest) -> HttpResponse:
+    """What login() does to an anonymous session (re-key, then name the
+    user), then Redis pauses before the middleware saves."""
+    assert request.session.get("cart") == "book"
+    request.session.cycle_key()
+    request.session["_auth_user_id"] = "7"
+    pause_for_a_while()
+    return HttpResponse("signed in?")
+
+
+def pause_then_log_in(request: HttpRequest) -> HttpResponse:
+    """Load an anonymous session, pause Redis, then log in (re-key, then
+    name the user, as login() does)."""
+    assert request.session.get("cart") == "book"
+    pause_for_a_while()
+    request.session.cycle_key()
+    request.session["_auth_user_id"] = "7"
+    return HttpResponse("signed in?")
+
+
 urlpatterns = [
+    path("outage/pause-then-log-in/", pause_then_log_in),
+    path("outage/log-in-then-pause/", log_in_then_pause),
     path("outage/rekey-while-paused/", rekey_while_paused),
     path("outage/start-then-write/", start_redis_then_write),
     path("outage/stop-then-write/", stop_redis_then_write),
@@ -507,3 +534,41 @@ def test_a_redis_clock_ahead_is_learnt_not_a_refused_login(
         new = client.cookies[COOKIE].value
         assert new != cookie
         assert [s.session_key for s in list_sessions("7")] == [new]
+
+
+def test_a_login_whose_save_stalls_leaves_no_session_behind(
+    server: RedisServer,
+) -> None:
+    """login() re-keys an anonymous session and names the user; Redis then
+    stalls past socket_timeout before the save creates the logged-in
+    session. The request fails, and Redis, on resuming, refuses the create
+    it finds in its socket: no logged-in session that nobody holds is left
+    listed. (The anonymous session was deleted by the re-key: docs/redis.md.)"""
+    with engine(server, socket_timeout=1):
+        scripts_loaded()
+        client, cookie = client_with_session(cart="book")
+        response = client_with_cookie(cookie).get("/outage/log-in-then-pause/")
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies
+        RESUMES.pop().join()
+        assert client.get("/session/get/").json() == {}
+        assert list_sessions("7") == []
+        assert stored_sessions(server) == []
+
+
+def test_a_login_whose_rekey_stalls_keeps_the_anonymous_session(
+    server: RedisServer,
+) -> None:
+    """login() re-keys an anonymous session while Redis stalls: the request
+    fails having deleted nothing (Redis refuses the late delete), so the
+    visitor keeps what the session held, and nobody is signed in."""
+    with engine(server, socket_timeout=1):
+        scripts_loaded()
+        client, cookie = client_with_session(cart="book")
+        response = client_with_cookie(cookie).get("/outage/pause-then-log-in/")
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies
+        RESUMES.pop().join()
+        assert client.get("/session/get/").json() == {"cart": "book"}
+        assert list_sessions("7") == []
+        assert stored_sessions(server) == [SessionStore.redis_key(cookie)]

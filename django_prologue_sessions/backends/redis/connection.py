@@ -124,6 +124,12 @@ class Call:
         margin = min(timeout / 4, 0.1)
         return int((time.time() + timeout - margin) * 1000) + self.clock_ahead_ms
 
+    def checked(self, script: LuaScript, reply: Any) -> Any:
+        """``reply``, having learnt from it if it refuses a write as late."""
+        if isinstance(reply, list) and "not_after" in script.head:
+            self.refused_late(reply[0])
+        return reply
+
     def refused_late(self, redis_ms: int) -> None:
         """Redis refused a write as late (at ``redis_ms``, its clock) and the
         reply came in time: its clock is ahead of ours by at least the gap."""
@@ -225,13 +231,18 @@ class SyncRedis:
     def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
-        """Run ``script`` on ``keys`` (all in one hash slot); scripts write."""
+        """Run ``script`` on ``keys`` (all in one hash slot); scripts write.
+
+        A script that takes a deadline is given one (``Call.deadline_ms()``).
+        """
+        args = script.with_deadline(list(args), self.call.deadline_ms())
         try:
             command = script_command(script, keys, args, by_sha=True)
-            return self.execute(*command, write=True)
+            reply = self.execute(*command, write=True)
         except NoScriptError:
             command = script_command(script, keys, args, by_sha=False)
-            return self.execute(*command, write=True)
+            reply = self.execute(*command, write=True)
+        return self.call.checked(script, reply)
 
     def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
         maybe_sent = False
@@ -306,12 +317,14 @@ class AsyncRedis:
     async def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
+        args = script.with_deadline(list(args), self.call.deadline_ms())
         try:
             command = script_command(script, keys, args, by_sha=True)
-            return await self.execute(*command, write=True)
+            reply = await self.execute(*command, write=True)
         except NoScriptError:
             command = script_command(script, keys, args, by_sha=False)
-            return await self.execute(*command, write=True)
+            reply = await self.execute(*command, write=True)
+        return self.call.checked(script, reply)
 
     async def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
         maybe_sent = False

@@ -63,7 +63,6 @@ from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
     NO_IFEQ,
     AsyncRedis,
-    Call,
     RedisUnavailable,
     SyncRedis,
     async_redis,
@@ -270,7 +269,7 @@ class SessionStore(ServerSessionBase):
             try:
                 done = write.send(self._redis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return self.create()
@@ -292,7 +291,7 @@ class SessionStore(ServerSessionBase):
             try:
                 done = await write.asend(self._aredis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return await self.acreate()
@@ -310,37 +309,35 @@ class SessionStore(ServerSessionBase):
 
     def cycle_key(self) -> None:
         data = self._session  # type: ignore[attr-defined]
-        if not self._renames():
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                self._delete_key(old, None)
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                handle = self._redis()
-                rename = self._plan_rename(handle.call.deadline_ms())
-                moved = handle.run_script(*rename)
+                done = self._redis().run_script(*step)
             except RedisUnavailable as exc:
-                raise self._rekey_failed(exc) from exc.error
-            if self._renamed(moved, rename, handle.call):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
         raise RuntimeError("Unable to create a new Redis session key.")
 
     async def acycle_key(self) -> None:
         data = await self._aget_session()  # type: ignore[attr-defined]
-        if not self._renames():
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                await self._adelete_key(old, None)
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                handle = self._aredis()
-                rename = self._plan_rename(handle.call.deadline_ms())
-                moved = await handle.run_script(*rename)
+                done = await self._aredis().run_script(*step)
             except RedisUnavailable as exc:
-                raise self._rekey_failed(exc) from exc.error
-            if self._renamed(moved, rename, handle.call):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
         raise RuntimeError("Unable to create a new Redis session key.")
 
@@ -479,11 +476,9 @@ class SessionStore(ServerSessionBase):
             and self._expiry_age() > 0
         )
 
-    def _plan_rename(
-        self, not_after: int
-    ) -> tuple[scripts.LuaScript, list[str], list[Any]]:
-        """The RENAME that gives a stored logged-in session a new key, unless
-        Redis runs it after ``not_after`` (``Call.deadline_ms()``).
+    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The RENAME that gives a stored logged-in session a new key (unless
+        Redis runs it past the deadline that the handle gives it).
 
         As with Django's cycle_key(), the session under its new key is a new
         one: created now, expiring a full expiry age from now.
@@ -504,7 +499,7 @@ class SessionStore(ServerSessionBase):
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
             indexed_until=now + INDEX_TTL_FACTOR * ttl,
-            not_after=not_after,
+            not_after=0,
         )
         return scripts.RENAME, keys, args
 
@@ -512,20 +507,25 @@ class SessionStore(ServerSessionBase):
         """The TTL to give: a whole number of seconds, never shorter than asked."""
         return math.ceil(self.get_expiry_age())
 
-    def _renamed(
+    def _plan_leave(self, old: str) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The deletion of the key an anonymous session's re-key leaves."""
+        return scripts.LEAVE, [self.redis_key(old)], scripts.LEAVE.argv(not_after=0)
+
+    def _rekeyed(
         self,
         moved: int | list[int],
         rename: tuple[scripts.LuaScript, list[str], list[Any]],
-        call: Call,
     ) -> bool:
-        """Adopt the new key; False if it was taken, or refused as late. A
-        session that ended meanwhile takes it too, unstored: its save raises
+        """Done with the re-key's script: for a RENAME, adopt the new key.
+
+        False if it is to be sent again: refused as late (though its reply
+        came in time), or the new key was taken. A session that ended
+        meanwhile takes the new key too, unstored: its save raises
         ``UpdateError``."""
-        if isinstance(moved, list):
-            call.refused_late(moved[0])
+        if isinstance(moved, list) or moved == -1:
             return False
-        if moved == -1:
-            return False
+        if rename[0] is scripts.LEAVE:
+            return True
         args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
         self._session_key = args["new_member"]
         self._created_ttl = args["ttl"] if moved else None
@@ -604,6 +604,7 @@ class SessionStore(ServerSessionBase):
                     member=key if index_op else "",
                     value=write.value(1),
                     index_ttl=index_ttl,
+                    not_after=0,  # the handle's deadline, when sent
                 )
                 return replace(write, script=scripts.CREATE, args=args)
             args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
@@ -653,6 +654,8 @@ class SessionStore(ServerSessionBase):
         next write when another request saved the session meanwhile."""
         if isinstance(done, bytes):
             return self._rebase(write, done)
+        if isinstance(done, list):
+            return write  # refused as late, though the reply came: again
         if not done:
             if write.creates and not must_create:
                 return NEW_KEY  # any other new key will do
@@ -788,14 +791,6 @@ class SessionStore(ServerSessionBase):
         self._failure = self._failure or exc
         return unavailable(exc, write)
 
-    def _rekey_failed(self, exc: RedisUnavailable) -> Exception:
-        """The error of a RENAME that Redis could not serve. One that timed
-        out is never applied: Redis refuses it past its deadline, which comes
-        before the timeout. So nothing moved, and the old key stays valid."""
-        if isinstance(exc.error, TimeoutError) and current_options().socket_timeout:
-            exc = RedisUnavailable(exc.error, maybe_sent=False)
-        return self._failed(exc, write=True)
-
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
             raise self._failed(exc) from exc.error
@@ -826,6 +821,22 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def past_deadline(
+    exc: RedisUnavailable, script: scripts.LuaScript | None
+) -> RedisUnavailable:
+    """``exc``, or, for a write with a deadline that timed out, the same
+    error saying that nothing was written: Redis refuses it past its
+    deadline, which comes before the timeout, so it never applies."""
+    if (
+        script is not None
+        and "not_after" in script.head
+        and isinstance(exc.error, TimeoutError)
+        and current_options().socket_timeout
+    ):
+        return RedisUnavailable(exc.error, maybe_sent=False)
+    return exc
 
 
 def _need_user_index(what: str) -> None:
