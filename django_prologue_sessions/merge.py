@@ -115,23 +115,8 @@ def merge_messages(before: Any, mine: Any, theirs: Any) -> Any:
         old, new, stored = (_messages(value) for value in (before, mine, theirs))
     except ValueError:
         return mine
-    consumed = Counter(map(_identity, old)) - Counter(map(_identity, new))
-    unseen = Counter(map(_identity, old))
-    added = []
-    for message in new:
-        identity = _identity(message)
-        if unseen[identity]:
-            unseen[identity] -= 1
-        else:
-            added.append(message)
-    kept = []
-    for message in stored:
-        identity = _identity(message)
-        if consumed[identity]:
-            consumed[identity] -= 1
-        else:
-            kept.append(message)
-    result = kept + added
+    consumed = _counts(old) - _counts(new)
+    result = _less(stored, consumed) + _less(new, _counts(old))
     # As SessionStorage writes it: MessageEncoder's default separators, and
     # no key at all once no message is left.
     return json.dumps(result) if result else MISSING
@@ -150,6 +135,23 @@ def _messages(value: Any) -> list[Any]:
 
 def _identity(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), sort_keys=True)
+
+
+def _counts(messages: list[Any]) -> Counter[str]:
+    return Counter(map(_identity, messages))
+
+
+def _less(messages: list[Any], taken: Counter[str]) -> list[Any]:
+    """``messages`` in order, less as many of each as ``taken`` counts."""
+    taken = taken.copy()
+    kept = []
+    for message in messages:
+        identity = _identity(message)
+        if taken[identity]:
+            taken[identity] -= 1
+        else:
+            kept.append(message)
+    return kept
 
 
 register("_messages", merge_messages)

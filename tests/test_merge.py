@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.messages.storage.base import Message
 from django.contrib.messages.storage.cookie import MessageEncoder
 from django.http import HttpRequest, HttpResponse
@@ -188,11 +187,9 @@ def shown(client: Client) -> list[str]:
     return [text for _, text, _ in client.get("/flash/get/").json()]
 
 
-def test_a_message_flashed_while_another_request_renders_is_kept(
-    engine: str,
-) -> None:
-    browser = Client()
-    flash_one(browser, "old")
+def while_rendering(browser: Client, action: Callable[[], object]) -> bytes:
+    """Run ``action`` while another request of ``browser`` has rendered its
+    messages and not yet saved; that request's page."""
     rendering = Client()
     rendering.cookies = browser.cookies
     bodies: list[bytes] = []
@@ -202,11 +199,19 @@ def test_a_message_flashed_while_another_request_renders_is_kept(
     thread.start()
     try:
         assert RENDERED.wait(10)
-        flash_one(browser, "new")  # finishes first
+        action()
     finally:
         GO_ON.set()
         thread.join(10)
-    assert bodies == [b"old;"]
+    return bodies[0]
+
+
+def test_a_message_flashed_while_another_request_renders_is_kept(
+    engine: str,
+) -> None:
+    browser = Client()
+    flash_one(browser, "old")
+    assert while_rendering(browser, lambda: flash_one(browser, "new")) == b"old;"
     assert shown(browser) == ["new"]
     assert shown(browser) == []
 
@@ -215,19 +220,8 @@ def test_two_concurrent_renders_may_both_show_a_message(engine: str) -> None:
     """As documented (docs/flash.md): both loaded it before either saved."""
     browser = Client()
     flash_one(browser, "once")
-    rendering = Client()
-    rendering.cookies = browser.cookies
-    bodies: list[bytes] = []
-    thread = threading.Thread(
-        target=lambda: bodies.append(rendering.get("/merge/render-then-wait/").content)
-    )
-    thread.start()
-    try:
-        assert RENDERED.wait(10)
-        assert shown(browser) == ["once"]
-    finally:
-        GO_ON.set()
-        thread.join(10)
-    assert bodies == [b"once;"]
+    shown_meanwhile: list[list[str]] = []
+    page = while_rendering(browser, lambda: shown_meanwhile.append(shown(browser)))
+    assert page == b"once;"
+    assert shown_meanwhile == [["once"]]
     assert shown(browser) == []  # and never again
-    assert settings.SESSION_COOKIE_NAME in browser.cookies

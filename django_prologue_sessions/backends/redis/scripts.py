@@ -71,21 +71,19 @@ class LuaScript:
         return args
 
 
-# A write that carries a deadline (``not_after``, in milliseconds of Redis's
-# clock; 0 for none) is refused past it, with Redis's time as a one-element
-# array: by then its client has given up on the reply and reported that the
-# write failed. Redis runs what is in its sockets when it resumes from a pause
-# (a long fork(), a swap storm, SIGSTOP), such a write included.
+# A write that carries a deadline (its ``not_after``, in milliseconds of
+# Redis's clock; 0 for none) is refused past it, before it changes anything,
+# with Redis's time as a one-element array: by then its client has given up
+# on the reply and reported that the write failed. Redis runs what is in its
+# sockets when it resumes from a pause (a long fork(), a swap storm,
+# SIGSTOP), such a write included.
 _DEADLINE = """
-local function too_late(not_after)
-  if not_after > 0 then
-    local clock = redis.call('TIME')
-    local ms = clock[1] * 1000 + math.floor(clock[2] / 1000)
-    if ms > not_after then
-      return ms
-    end
+if not_after > 0 then
+  local clock = redis.call('TIME')
+  local ms = clock[1] * 1000 + math.floor(clock[2] / 1000)
+  if ms > not_after then
+    return {ms}
   end
-  return nil
 end
 """
 
@@ -122,10 +120,6 @@ local not_after = tonumber(ARGV[5])
     + _INDEX_SESSION
     + _DEADLINE
     + """
-local late = too_late(not_after)
-if late then
-  return {late}
-end
 if not redis.call('SET', KEYS[1], value, 'NX') then
   return 0
 end
@@ -215,10 +209,6 @@ local not_after = tonumber(ARGV[7])
     + _INDEX_SESSION
     + _DEADLINE
     + """
-local late = too_late(not_after)
-if late then
-  return {late}
-end
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0  -- ended meanwhile (a logout, "log out everywhere") or expired
@@ -274,10 +264,6 @@ local not_after = tonumber(ARGV[1])
 """
     + _DEADLINE
     + """
-local late = too_late(not_after)
-if late then
-  return {late}
-end
 return redis.call('UNLINK', KEYS[1])
 """,
     head=("not_after",),
