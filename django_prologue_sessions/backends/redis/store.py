@@ -4,9 +4,10 @@ Loading is one GET; creating, updating and deleting are one command each
 (see ``scripts``). An update applies only if the session still exists, so a
 logout in a concurrent request is never undone, and only if it is as it was
 loaded: when another request saved meanwhile, the update brings back the
-session as it is now, this one's own changes (the keys it changed) are
-applied to it and sent again, so concurrent changes to different keys both
-stay. How a session lies in Redis is ``layout``'s business.
+session as it is now, this one's changes are merged into it key by key
+(``django_prologue_sessions.merge``) and sent again, so concurrent changes
+to different keys both stay. How a session lies in Redis is ``layout``'s
+business.
 
 An update that leaves the user index alone is one native command where the
 server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
@@ -42,6 +43,7 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
+from redis.exceptions import TimeoutError
 
 from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import (
@@ -52,8 +54,10 @@ from django_prologue_sessions.backends._session_keys import (
 )
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    still_changing,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.claims import RedisClaims
@@ -76,6 +80,7 @@ from django_prologue_sessions.exceptions import (
     SessionWriteOutcomeUnknown,
     UserSessionsUnsupported,
 )
+from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
@@ -83,11 +88,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
-# Each conflict means that another request's save went through meanwhile, so
-# together the requests always progress: a session saved by two requests at
-# once needs a second try, while nine saving one session in a tight loop
-# (tests/test_redis_merge.py) needed up to 25.
-SAVE_ATTEMPTS = 100
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
 # A user's index entry is written to last twice the session's TTL, so that
@@ -184,6 +184,9 @@ class SessionStore(ServerSessionBase):
         # The key cycle_key() gave an anonymous session, until it is saved:
         # unknown to Redis and to the client, it may still change.
         self._unsaved_key: str | None = None
+        # The first time Redis failed this store: every later command fails
+        # at once, so that a request waits out one socket_timeout at most.
+        self._failure: RedisUnavailable | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -219,7 +222,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return migrate.load_previous(self)
         try:
-            raw = sync_redis().execute("GET", self.redis_key(self.session_key))
+            raw = self._redis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         if raw is None:
@@ -230,7 +233,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return await migrate.aload_previous(self)
         try:
-            raw = await async_redis().execute("GET", self.redis_key(self.session_key))
+            raw = await self._aredis().execute("GET", self.redis_key(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         if raw is None:
@@ -242,18 +245,18 @@ class SessionStore(ServerSessionBase):
             return False
         assert session_key is not None
         try:
-            return bool(sync_redis().execute("EXISTS", self.redis_key(session_key)))
+            return bool(self._redis().execute("EXISTS", self.redis_key(session_key)))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
 
     async def aexists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
             return False
         assert session_key is not None
         try:
-            found = await async_redis().execute("EXISTS", self.redis_key(session_key))
+            found = await self._aredis().execute("EXISTS", self.redis_key(session_key))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
         return bool(found)
 
     # Writing ---------------------------------------------------------------
@@ -272,13 +275,13 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = write.send(sync_redis())
+                done = write.send(self._redis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return self.create()
-        raise _still_changing()
+        raise still_changing()
 
     async def asave(self, must_create: bool = False) -> None:
         if self._session_key is None:
@@ -294,13 +297,13 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = await write.asend(async_redis())
+                done = await write.asend(self._aredis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return await self.acreate()
-        raise _still_changing()
+        raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         target = self._delete_target(session_key)
@@ -314,40 +317,36 @@ class SessionStore(ServerSessionBase):
 
     def cycle_key(self) -> None:
         data = self._session
-        rename = self._plan_rename()
-        if rename is None:
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                self._delete_key(old, None)
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                moved = sync_redis().run_script(*rename)
+                done = self._redis().run_script(*step)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     async def acycle_key(self) -> None:
         data = await self._aget_session()
-        rename = self._plan_rename()
-        if rename is None:
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                await self._adelete_key(old, None)
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                moved = await async_redis().run_script(*rename)
+                done = await self._aredis().run_script(*step)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     @classmethod
@@ -479,16 +478,25 @@ class SessionStore(ServerSessionBase):
         self.modified = True
         return old
 
-    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]] | None:
-        """The RENAME that gives a stored logged-in session a new key, or None
-        for a session with no stored user (see ``_cycle_anonymous()``).
+    def _renames(self) -> bool:
+        """Whether cycle_key() renames the stored session (one with a user),
+        rather than giving a new key to the save (``_cycle_anonymous()``)."""
+        return (
+            self._persisted_key() is not None
+            and self._stored_user is not None
+            and self._expiry_age() > 0
+        )
+
+    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The RENAME that gives a stored logged-in session a new key (unless
+        Redis runs it past the deadline that the handle gives it).
 
         As with Django's cycle_key(), the session under its new key is a new
         one: created now, expiring a full expiry age from now.
         """
         old, user = self._persisted_key(), self._stored_user
-        if old is None or user is None or self._expiry_age() <= 0:
-            return None
+        assert old is not None
+        assert user is not None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
         keys = [self.redis_key(old), self.redis_key(new)]
@@ -502,6 +510,7 @@ class SessionStore(ServerSessionBase):
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
             indexed_until=now + INDEX_TTL_FACTOR * ttl,
+            not_after=0,
         )
         return scripts.RENAME, keys, args
 
@@ -509,13 +518,25 @@ class SessionStore(ServerSessionBase):
         """The TTL to give: a whole number of seconds, never shorter than asked."""
         return math.ceil(self.get_expiry_age())
 
-    def _renamed(
-        self, moved: int, rename: tuple[scripts.LuaScript, list[str], list[Any]]
+    def _plan_leave(self, old: str) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The deletion of the key an anonymous session's re-key leaves."""
+        return scripts.LEAVE, [self.redis_key(old)], scripts.LEAVE.argv(not_after=0)
+
+    def _rekeyed(
+        self,
+        moved: int | list[int],
+        rename: tuple[scripts.LuaScript, list[str], list[Any]],
     ) -> bool:
-        """Adopt the new key; False if it was taken. A session that ended
-        meanwhile takes it too, unstored: its save raises ``UpdateError``."""
-        if moved == -1:
+        """Done with the re-key's script: for a RENAME, adopt the new key.
+
+        False if it is to be sent again: refused as late (though its reply
+        came in time), or the new key was taken. A session that ended
+        meanwhile takes the new key too, unstored: its save raises
+        ``UpdateError``."""
+        if isinstance(moved, list) or moved == -1:
             return False
+        if rename[0] is scripts.LEAVE:
+            return True
         args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
         self._session_key = args["new_member"]
         self._created_ttl = args["ttl"] if moved else None
@@ -594,7 +615,11 @@ class SessionStore(ServerSessionBase):
                 script = scripts.CREATE
                 member = key if index_op else ""
                 args = script.argv(
-                    ttl=ttl, member=member, value=value, index_ttl=index_ttl
+                    ttl=ttl,
+                    member=member,
+                    value=value,
+                    index_ttl=index_ttl,
+                    not_after=0,  # the handle's deadline, when sent
                 )
             else:
                 script, args = None, ["SET", keys[0], value, "NX", "EX", ttl]
@@ -656,6 +681,8 @@ class SessionStore(ServerSessionBase):
         next write when another request saved the session meanwhile."""
         if isinstance(done, bytes):
             return self._rebase(write, done)
+        if isinstance(done, list):
+            return write  # refused as late, though the reply came: again
         if not done:
             if write.creates and not must_create:
                 return NEW_KEY  # any other new key will do
@@ -673,17 +700,11 @@ class SessionStore(ServerSessionBase):
 
     def _rebase(self, write: Write, current: bytes) -> Write | None:
         """The write of this instance's changes onto ``current``, the session
-        as another request saved it since it was loaded: the keys this one
-        set or deleted are set or deleted there, every other key is theirs."""
+        as another request saved it since it was loaded, merged key by key
+        (``django_prologue_sessions.merge``)."""
         before = self._loads(self._stored_body)
-        merged = self._decode(current)
-        dumps = self._codec.serializer.dumps
-        for name, value in write.data.items():
-            if name not in before or dumps(value) != dumps(before[name]):
-                merged[name] = value
-        for name in before:
-            if name not in write.data:
-                merged.pop(name, None)
+        theirs = self._decode(current)
+        merged = merge(before, write.data, theirs, self._codec.serializer.dumps)
         self._session_cache = merged
         return self._plan_write(merged, False, session_user_id(merged))
 
@@ -719,9 +740,9 @@ class SessionStore(ServerSessionBase):
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
         number of sessions deleted (0 or 1)."""
-        handle = sync_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._redis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
@@ -730,20 +751,20 @@ class SessionStore(ServerSessionBase):
         except RedisUnavailable as exc:
             # Even in "empty" mode: a logout that silently did not happen
             # would leave the session usable by whoever holds the cookie.
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     async def _adelete_key(self, session_key: str, user: str | None) -> int:
-        handle = async_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._aredis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)
         except RedisUnavailable as exc:
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     def _decode(self, raw: bytes | None) -> dict[str, Any]:
@@ -781,9 +802,26 @@ class SessionStore(ServerSessionBase):
             logger.warning("Session data could not be decoded")
             return {}
 
+    def _redis(self) -> SyncRedis:
+        """The process's handle, unless Redis failed this store already."""
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return sync_redis()
+
+    def _aredis(self) -> AsyncRedis:
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return async_redis()
+
+    def _failed(self, exc: RedisUnavailable, write: bool = False) -> Exception:
+        """Remember that Redis failed; the error to raise."""
+        self._failure = self._failure or exc
+        return unavailable(exc, write)
+
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
+        self._failure = self._failure or exc
         logger.warning(
             "Redis is unavailable (%s); serving an empty session that will not "
             "be saved.",
@@ -796,7 +834,8 @@ class SessionStore(ServerSessionBase):
 
     def _write_failed(self, exc: RedisUnavailable) -> None:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
+        self._failure = self._failure or exc
         if exc.maybe_sent:
             logger.warning(
                 "Redis did not answer in time (%s); the session may or may not "
@@ -811,11 +850,20 @@ class SessionStore(ServerSessionBase):
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
 
 
-def _still_changing() -> RuntimeError:
-    return RuntimeError(
-        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
-        "this one tried to save it."
-    )
+def past_deadline(
+    exc: RedisUnavailable, script: scripts.LuaScript | None
+) -> RedisUnavailable:
+    """``exc``, or, for a write with a deadline that timed out, the same
+    error saying that nothing was written: Redis refuses it past its
+    deadline, which comes before the timeout, so it never applies."""
+    if (
+        script is not None
+        and "not_after" in script.head
+        and isinstance(exc.error, TimeoutError)
+        and current_options().socket_timeout
+    ):
+        return RedisUnavailable(exc.error, maybe_sent=False)
+    return exc
 
 
 def _need_user_index(what: str) -> None:
