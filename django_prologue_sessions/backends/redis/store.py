@@ -107,9 +107,11 @@ class Write:
 @dataclass(frozen=True)
 class Rename:
     """The RENAME script's keys and arguments that move a logged-in session
-    to ``new_key``, created at ``now`` and expiring in ``ttl``."""
+    to ``new_key`` (whose id is ``new_id``), created at ``now`` and expiring
+    in ``ttl``."""
 
     new_key: str
+    new_id: str
     keys: list[str]
     args: list[Any]
     now: int
@@ -467,7 +469,7 @@ class SessionStore(ServerSessionBase):
             now=now,
             ttl=ttl,
         )
-        return Rename(new, keys, args, now, ttl)
+        return Rename(new, new_id, keys, args, now, ttl)
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
@@ -479,6 +481,7 @@ class SessionStore(ServerSessionBase):
         if moved == -1:
             return False
         self._session_key = rename.new_key
+        self._known_id = (rename.new_key, rename.new_id)
         self._created_ttl = rename.ttl if moved else None
         self._created_at = rename.now
         self.modified = True
