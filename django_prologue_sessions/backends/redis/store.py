@@ -435,20 +435,14 @@ class SessionStore(ServerSessionBase):
         for tag in user_tags(user_id):
             members: list[str] = []
             if session_ids is not None:
-                members = [
-                    layout.member(sid)
-                    for sid in session_ids
-                    if isinstance(sid, str)
-                    and is_session_id(sid)
-                    and sid.startswith(tag)
-                ]
+                members = _members(session_ids, tag)
                 if not members:
                     continue
             args = scripts.REVOKE.argv(
                 members,
                 head=layout.index_head(prefix, tag),
                 user=user_id,
-                keep=layout.member(keep) if keep and keep.startswith(tag) else "",
+                keep="".join(_members([keep], tag)),
             )
             try:
                 ended += handle.run_script(
@@ -826,6 +820,16 @@ def _still_changing() -> RuntimeError:
         f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
         "this one tried to save it."
     )
+
+
+def _members(session_ids: Collection[Any], tag: str) -> list[str]:
+    """The index members of the ids that can name sessions with ``tag``
+    (anything else, a session key included, never reaches Redis)."""
+    return [
+        layout.member(sid)
+        for sid in session_ids
+        if isinstance(sid, str) and is_session_id(sid) and sid.startswith(tag)
+    ]
 
 
 def _need_user_index(what: str) -> None:
