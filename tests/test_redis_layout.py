@@ -30,6 +30,7 @@ from django_prologue_sessions.user_sessions import (
     revoke_session,
     session_id,
 )
+from tests.redis_server import free_port
 from tests.test_activity import FIREFOX, MIDDLEWARE
 
 pytestmark = pytest.mark.redis
@@ -141,6 +142,13 @@ def test_redis_never_holds_a_session_key(
     store.set(SessionStore.redis_key(made_keys[-1]), b"garbage")
     assert SessionStore(made_keys[-1]).load() == {}
     assert "could not be decoded" in caplog.text
+    down = {"url": f"redis://127.0.0.1:{free_port()}/0", "on_unavailable": "empty"}
+    with override_settings(SESSION_REDIS=down):
+        session = SessionStore(made_keys[-1])
+        session["cart"] = "lost"
+        session.save()
+    assert "Redis is unavailable" in caplog.text
+    assert "not saved" in caplog.text
     assert_no_piece_of(made_keys, [r.getMessage() for r in caplog.records])
 
 
