@@ -43,7 +43,6 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
-from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
@@ -73,6 +72,7 @@ from django_prologue_sessions.backends.redis.layout import user_tag, user_tags
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
+    UserSessionsUnsupported,
 )
 
 if TYPE_CHECKING:
@@ -847,7 +847,7 @@ def _members(session_ids: Collection[Any], tag: str) -> list[str]:
 
 def _need_user_index(what: str) -> None:
     if not current_options().user_index:
-        raise ImproperlyConfigured(
+        raise UserSessionsUnsupported(
             f"{what} a user's sessions needs the user index, which "
             "SESSION_REDIS['user_index'] = False turns off. Remove that "
             "setting (the index is on by default) to list and revoke them."
