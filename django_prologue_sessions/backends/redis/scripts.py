@@ -26,14 +26,15 @@ values in that order, and a test reads the Lua side's names to check that the
 two agree.
 
 Every key a script is given hashes to one Redis Cluster slot: a session's
-hash tag is the first 8 characters of its key, which for a user's session are
-the user's tag, the hash tag of that user's index too. The write scripts get
-all their keys in ``KEYS``. The list and revoke scripts reach a user's
-sessions through the index (``KEYS[1]``): each member's key is named by the
-index's own hash tag, so it lies in the same slot, which Redis Cluster allows
-although those keys are not declared (the keys are not known before the
-index is read, and reading it first would let a session slip through between
-the two round trips).
+hash tag is the first 8 characters of its id (those of its session key),
+which for a user's session are the user's tag, the hash tag of that user's
+index too. A member of an index is the rest of a session's id: no script
+ever sees a session key. The write scripts get all their keys in ``KEYS``.
+The list and revoke scripts reach a user's sessions through the index
+(``KEYS[1]``): each member's key is named by the index's own hash tag, so it
+lies in the same slot, which Redis Cluster allows although those keys are
+not declared (the keys are not known before the index is read, and reading
+it first would let a session slip through between the two round trips).
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ local member = ARGV[2]
 local value = ARGV[3]
 local index_ttl = tonumber(ARGV[4])
 local not_after = tonumber(ARGV[5])
--- KEYS: the session, then its user's index (member, the session key, is
--- its entry there, for index_ttl seconds).
+-- KEYS: the session, then its user's index (member, the session's id
+-- after its tag, is its entry there, for index_ttl seconds).
 """
     + _INDEX_SESSION
     + _DEADLINE
@@ -145,8 +146,8 @@ local index_ttl = tonumber(ARGV[6])
 -- KEYS: the session, then (if it has or had a user) that user's index.
 -- expected: the version the caller read ('' when it read none and replaces
 -- the session); unversioned: the value after the version. index_op 'a' adds (or
--- refreshes) member, the session key, in the index for index_ttl seconds;
--- 'r' removes it; '' leaves the index alone.
+-- refreshes) member, the session's id after its tag, in the index for
+-- index_ttl seconds; 'r' removes it; '' leaves the index alone.
 """
     + _INDEX_SESSION
     + """
@@ -199,10 +200,10 @@ local index_ttl = tonumber(ARGV[5])
 local indexed_until = ARGV[6]
 local not_after = tonumber(ARGV[7])
 -- KEYS: a user's session, the name it moves to, and the user's index (if
--- the index is on), where member and new_member, the old and the new session
--- key, are its entries. Both names carry the same hash tag. Under its new
--- key the session counts as created and saved at now, and expires in ttl;
--- its index entry lasts index_ttl seconds, until indexed_until (as the
+-- the index is on), where member and new_member, from the old and the new
+-- session id, are its entries. Both names carry the same hash tag. Under its
+-- new key the session counts as created and saved at now, and expires in
+-- ttl; its index entry lasts index_ttl seconds, until indexed_until (as the
 -- header says, layout.restamp()). Past not_after the client has kept the
 -- old key: nothing moves.
 """
@@ -272,16 +273,17 @@ return redis.call('UNLINK', KEYS[1])
 ``not_after``: 1 if it existed, ``[Redis's time]`` if too late. A re-key
 that timed out so leaves the session where it was, with what it holds."""
 
-# The user's sessions named by the index. A member is a session key; its
-# key is head (the prefix and the index's hash tag) followed by the key's
-# characters after the 8 of the tag. It is the user's if its header names
+# The user's sessions named by the index. A member is a session's id after
+# its tag; its key is head (the prefix and the index's hash tag) followed by
+# the member. A member of the older layout (a whole session key) names no
+# key, and goes. It is the user's if its header names
 # the user: a member that is not (deleted, expired, now another user's) is
 # removed from the index. REVOKE reads only the start of the value, where
 # the header is; LIST reads the whole value, for the client to decode.
 _OWNED = """
 local index = KEYS[1]
 local function key_of(member)
-  return head .. string.sub(member, 9)
+  return head .. member
 end
 local function header_of(start)
   if not start then
@@ -307,7 +309,7 @@ LIST = LuaScript(
 local head = ARGV[1]
 local user = ARGV[2]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id. Returns key, created, last saved, milliseconds left and the value, for
+-- id. Returns member, created, last saved, milliseconds left and the value, for
 -- each of the user's live sessions; drops the other members.
 """
     + _OWNED
@@ -341,7 +343,7 @@ local head = ARGV[1]
 local user = ARGV[2]
 local keep = ARGV[3]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id; keep: the key to keep ('' for none). After the head: the session keys
+-- id; keep: the member to keep ('' for none). After the head: the members
 -- to end; with none, every member. Returns how many live sessions of the
 -- user it deleted.
 """
@@ -373,7 +375,7 @@ return ended
 """Delete a user's sessions (all, or the given ones) but one: how many ended.
 
 A session is deleted only if it is the user's (its header names the user),
-so a key of another user's session is left alone, and so is ``keep``.
+so a member naming another user's session is left alone, and so is ``keep``.
 """
 
 #: Every script, for the test that checks each against its head.

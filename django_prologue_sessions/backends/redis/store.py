@@ -7,7 +7,7 @@ loaded: when another request saved meanwhile, the update brings back the
 session as it is now, this one's changes are merged into it key by key
 (``django_prologue_sessions.merge``) and sent again, so concurrent changes
 to different keys both stay. How a session lies in Redis is ``layout``'s
-business.
+business: under its id, a digest of its key, which never reaches Redis.
 
 An update that leaves the user index alone is one native command where the
 server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
@@ -48,8 +48,11 @@ from redis.exceptions import TimeoutError
 from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
+    TAG_LENGTH,
     USER_ID_KEY,
+    is_session_id,
     new_session_key,
+    session_id,
     session_user_id,
 )
 from django_prologue_sessions.backends.base import (
@@ -70,11 +73,7 @@ from django_prologue_sessions.backends.redis.connection import (
     current_options,
     sync_redis,
 )
-from django_prologue_sessions.backends.redis.layout import (
-    TAG_LENGTH,
-    user_tag,
-    user_tags,
-)
+from django_prologue_sessions.backends.redis.layout import user_tag, user_tags
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
@@ -156,6 +155,23 @@ class Write:
         return self.version if found == self.expected else found
 
 
+@dataclass(frozen=True)
+class Rekey:
+    """A re-key's script, keys and arguments: the RENAME that moves a
+    logged-in session to ``new_key`` (whose id is ``new_id``), created at
+    ``now``, expiring in ``ttl`` and indexed until ``indexed_until``; or the
+    LEAVE that deletes the key an anonymous session's re-key leaves."""
+
+    script: scripts.LuaScript
+    keys: list[str]
+    args: list[Any]
+    new_key: str = ""
+    new_id: str = ""
+    now: int = 0
+    ttl: int = 0
+    indexed_until: int = 0
+
+
 class SessionStore(ServerSessionBase):
     migration_claims = RedisClaims()
 
@@ -187,6 +203,9 @@ class SessionStore(ServerSessionBase):
         # The first time Redis failed this store: every later command fails
         # at once, so that a request waits out one socket_timeout at most.
         self._failure: RedisUnavailable | None = None
+        # The last key whose id was asked for, and that id (a digest: made
+        # once, though a request loads and saves).
+        self._known_id = ("", "")
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -197,7 +216,16 @@ class SessionStore(ServerSessionBase):
 
     @staticmethod
     def redis_key(session_key: str) -> str:
+        """The Redis key of a session: named by its id, never by its key."""
         return layout.redis_key(current_options().key_prefix, session_key)
+
+    def _id_of(self, session_key: str) -> str:
+        if self._known_id[0] != session_key:
+            self._known_id = (session_key, session_id(session_key))
+        return self._known_id[1]
+
+    def _redis_key_of(self, session_key: str) -> str:
+        return layout.id_key(current_options().key_prefix, self._id_of(session_key))
 
     @staticmethod
     def index_key(tag: str, user_id: str) -> str:
@@ -222,7 +250,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return migrate.load_previous(self)
         try:
-            raw = self._redis().execute("GET", self.redis_key(self.session_key))
+            raw = self._redis().execute("GET", self._redis_key_of(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         if raw is None:
@@ -233,7 +261,8 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return await migrate.aload_previous(self)
         try:
-            raw = await self._aredis().execute("GET", self.redis_key(self.session_key))
+            key = self._redis_key_of(self.session_key)
+            raw = await self._aredis().execute("GET", key)
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         if raw is None:
@@ -324,9 +353,9 @@ class SessionStore(ServerSessionBase):
         for _attempt in range(CREATE_ATTEMPTS):
             step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                done = self._redis().run_script(*step)
+                done = self._redis().run_script(step.script, step.keys, step.args)
             except RedisUnavailable as exc:
-                exc = past_deadline(exc, step[0])
+                exc = past_deadline(exc, step.script)
                 raise self._failed(exc, write=True) from exc.error
             if self._rekeyed(done, step):
                 return
@@ -341,9 +370,11 @@ class SessionStore(ServerSessionBase):
         for _attempt in range(CREATE_ATTEMPTS):
             step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                done = await self._aredis().run_script(*step)
+                done = await self._aredis().run_script(
+                    step.script, step.keys, step.args
+                )
             except RedisUnavailable as exc:
-                exc = past_deadline(exc, step[0])
+                exc = past_deadline(exc, step.script)
                 raise self._failed(exc, write=True) from exc.error
             if self._rekeyed(done, step):
                 return
@@ -379,11 +410,11 @@ class SessionStore(ServerSessionBase):
                 raise unavailable(exc) from exc.error
             now = _now()
             for i in range(0, len(found), 5):
-                key, created, saved, ms_left, value = found[i : i + 5]
+                member, created, saved, ms_left, value = found[i : i + 5]
                 created_at = date_from_timestamp(float(created or now))
                 sessions.append(
                     UserSession(
-                        session_key=key.decode(),
+                        id=tag + member.decode(),
                         created=created_at,
                         last_seen=date_from_timestamp(float(saved))
                         if saved
@@ -400,7 +431,7 @@ class SessionStore(ServerSessionBase):
     def revoke_user_sessions(
         cls,
         user_id: str,
-        session_keys: Collection[str] | None = None,
+        session_ids: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
         _need_user_index("Revoking")
@@ -408,22 +439,16 @@ class SessionStore(ServerSessionBase):
         prefix = current_options().key_prefix
         ended = 0
         for tag in user_tags(user_id):
-            keys: list[str] = []
-            if session_keys is not None:
-                keys = [
-                    key
-                    for key in session_keys
-                    if isinstance(key, str)
-                    and _is_valid_key(key)
-                    and key.startswith(tag)
-                ]
-                if not keys:
+            members: list[str] = []
+            if session_ids is not None:
+                members = _members(session_ids, tag)
+                if not members:
                     continue
             args = scripts.REVOKE.argv(
-                keys,
+                members,
                 head=layout.index_head(prefix, tag),
                 user=user_id,
-                keep=keep or "",
+                keep="".join(_members([keep], tag)),
             )
             try:
                 ended += handle.run_script(
@@ -487,7 +512,7 @@ class SessionStore(ServerSessionBase):
             and self._expiry_age() > 0
         )
 
-    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+    def _plan_rename(self) -> Rekey:
         """The RENAME that gives a stored logged-in session a new key (unless
         Redis runs it past the deadline that the handle gives it).
 
@@ -499,34 +524,34 @@ class SessionStore(ServerSessionBase):
         assert user is not None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
-        keys = [self.redis_key(old), self.redis_key(new)]
+        old_id, new_id = self._id_of(old), session_id(new)
+        prefix = current_options().key_prefix
+        keys = [layout.id_key(prefix, old_id), layout.id_key(prefix, new_id)]
         if current_options().user_index:
             keys.append(self.index_key(tag, user))
         ttl, now = self._expiry_age(), int(_now())
+        until = now + INDEX_TTL_FACTOR * ttl
         args = scripts.RENAME.argv(
-            member=old,
-            new_member=new,
+            member=layout.member(old_id),
+            new_member=layout.member(new_id),
             now=now,
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
-            indexed_until=now + INDEX_TTL_FACTOR * ttl,
-            not_after=0,
+            indexed_until=until,
+            not_after=0,  # the handle's deadline, when sent
         )
-        return scripts.RENAME, keys, args
+        return Rekey(scripts.RENAME, keys, args, new, new_id, now, ttl, until)
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
         return math.ceil(self.get_expiry_age())
 
-    def _plan_leave(self, old: str) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+    def _plan_leave(self, old: str) -> Rekey:
         """The deletion of the key an anonymous session's re-key leaves."""
-        return scripts.LEAVE, [self.redis_key(old)], scripts.LEAVE.argv(not_after=0)
+        keys = [self._redis_key_of(old)]
+        return Rekey(scripts.LEAVE, keys, scripts.LEAVE.argv(not_after=0))
 
-    def _rekeyed(
-        self,
-        moved: int | list[int],
-        rename: tuple[scripts.LuaScript, list[str], list[Any]],
-    ) -> bool:
+    def _rekeyed(self, moved: int | list[int], rekey: Rekey) -> bool:
         """Done with the re-key's script: for a RENAME, adopt the new key.
 
         False if it is to be sent again: refused as late (though its reply
@@ -535,18 +560,18 @@ class SessionStore(ServerSessionBase):
         ``UpdateError``."""
         if isinstance(moved, list) or moved == -1:
             return False
-        if rename[0] is scripts.LEAVE:
+        if rekey.script is scripts.LEAVE:
             return True
-        args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
-        self._session_key = args["new_member"]
-        self._created_ttl = args["ttl"] if moved else None
-        self._created_at = args["now"]
+        self._session_key = rekey.new_key
+        self._known_id = (rekey.new_key, rekey.new_id)
+        self._created_ttl = rekey.ttl if moved else None
+        self._created_at = rekey.now
         if self._stored_value is not None and self._stored_user is not None:
             # As the script rewrote it, unless another save came between.
             self._stored_value = layout.restamp(
-                self._stored_value, args["now"], args["indexed_until"]
+                self._stored_value, rekey.now, rekey.indexed_until
             )
-            self._indexed_until = args["indexed_until"]
+            self._indexed_until = rekey.indexed_until
         self.modified = True
         return True
 
@@ -592,7 +617,7 @@ class SessionStore(ServerSessionBase):
             # Created by this very instance (cycle_key() then the
             # middleware's save): Redis already holds exactly this.
             return None
-        keys = [self.redis_key(key)]
+        keys = [self._redis_key_of(key)]
         now = _now()
         stamp = int(now)
         created = stamp if new or self._created_at is None else self._created_at
@@ -613,7 +638,7 @@ class SessionStore(ServerSessionBase):
             value = b"1" + rest
             if index_op or ttl <= 0:  # SET's EX takes no expired TTL
                 script = scripts.CREATE
-                member = key if index_op else ""
+                member = layout.member(self._id_of(key)) if index_op else ""
                 args = script.argv(
                     ttl=ttl,
                     member=member,
@@ -630,7 +655,7 @@ class SessionStore(ServerSessionBase):
                 expected=self._version or "",
                 unversioned=rest,
                 index_op=index_op,
-                member=key if index_op else "",
+                member=layout.member(self._id_of(key)) if index_op else "",
                 index_ttl=index_ttl,
             )
             if not index_op and ttl > 0 and self._version is not None:
@@ -732,10 +757,11 @@ class SessionStore(ServerSessionBase):
         if user is None or not current_options().user_index:
             return None
         keys = [
-            self.redis_key(session_key),
+            self._redis_key_of(session_key),
             self.index_key(session_key[:TAG_LENGTH], user),
         ]
-        return scripts.DELETE, keys, scripts.DELETE.argv(member=session_key)
+        member = layout.member(self._id_of(session_key))
+        return scripts.DELETE, keys, scripts.DELETE.argv(member=member)
 
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
@@ -744,7 +770,7 @@ class SessionStore(ServerSessionBase):
         try:
             handle = self._redis()
             if script is None:
-                key = self.redis_key(session_key)
+                key = self._redis_key_of(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
             else:
                 deleted = handle.run_script(*script)
@@ -759,7 +785,7 @@ class SessionStore(ServerSessionBase):
         try:
             handle = self._aredis()
             if script is None:
-                key = self.redis_key(session_key)
+                key = self._redis_key_of(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)
@@ -864,6 +890,16 @@ def past_deadline(
     ):
         return RedisUnavailable(exc.error, maybe_sent=False)
     return exc
+
+
+def _members(session_ids: Collection[Any], tag: str) -> list[str]:
+    """The index members of the ids that can name sessions with ``tag``
+    (anything else, a session key included, never reaches Redis)."""
+    return [
+        layout.member(sid)
+        for sid in session_ids
+        if isinstance(sid, str) and is_session_id(sid) and sid.startswith(tag)
+    ]
 
 
 def _need_user_index(what: str) -> None:
