@@ -35,6 +35,7 @@ from django_prologue_sessions.backends._session_keys import new_session_key
 
 __all__ = [
     "CREATE_ATTEMPTS",
+    "SAVE_ATTEMPTS",
     "FastJSONSerializer",
     "ServerSessionBase",
     "SessionStoreBase",
@@ -42,11 +43,19 @@ __all__ = [
     "date_from_timestamp",
     "refuse_unpickling",
     "session_settings",
+    "still_changing",
     "unpickling_reason",
 ]
 
 # Five clashes in a row among 36**24 keys or more means something else is wrong.
 CREATE_ATTEMPTS = 5
+# A save that finds the session changed since it was loaded merges and tries
+# again (``django_prologue_sessions.merge``). Each conflict means that another
+# request's save went through meanwhile, so together the requests always
+# progress: a session saved by two requests at once needs a second try, while
+# nine saving one session in a tight loop (tests/test_redis_merge.py) needed
+# up to 25.
+SAVE_ATTEMPTS = 100
 
 #: ``json.dumps(value, separators=(",", ":"))``: one encoder, built once.
 compact_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
@@ -59,6 +68,14 @@ class FastJSONSerializer(signing.JSONSerializer):
 
     def dumps(self, obj: Any) -> bytes:
         return compact_json(obj).encode("latin-1")
+
+
+def still_changing() -> RuntimeError:
+    """The error of a save that met a conflict ``SAVE_ATTEMPTS`` times."""
+    return RuntimeError(
+        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
+        "this one tried to save it."
+    )
 
 
 def date_from_timestamp(timestamp: float) -> datetime:

@@ -14,6 +14,12 @@ sessions go first, then the least recently used (its user is logged out).
 Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
 engine.
 
+Each entry has a version, one more at every save, and a save applies only if
+the version it loaded is still there: when another request saved the
+session meanwhile, the two are merged key by key
+(``django_prologue_sessions.merge``), as the Redis engine does, so that what
+a test sees on this engine is what production sees on Redis.
+
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
 everywhere". The index changes with the sessions under the same lock, so it
@@ -34,10 +40,13 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django_prologue_sessions.backends._session_keys import session_user_id
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    still_changing,
 )
 from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
@@ -49,9 +58,9 @@ _now = time.monotonic
 _wall_now = time.time
 
 # A stored session: its serialized data, when it expires, its user's id (None
-# if nobody is logged in), when it was first saved and when last saved; times
-# are of the ``_now`` clock.
-_Entry = tuple[bytes, float, str | None, float, float]
+# if nobody is logged in), when it was first saved and when last saved (times
+# of the ``_now`` clock), and its version (1 when created, one more each save).
+_Entry = tuple[bytes, float, str | None, float, float, int]
 
 
 class MemoryStore:
@@ -83,8 +92,9 @@ class MemoryStore:
         with self._lock:
             return len(self._entries)
 
-    def get(self, key: str) -> bytes | None:
-        """The data of a live session, marked as just used; else ``None``."""
+    def get(self, key: str) -> tuple[bytes, int] | None:
+        """The data and version of a live session, marked as just used; else
+        ``None``."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -93,7 +103,7 @@ class MemoryStore:
                 self._remove(key)
                 return None
             self._entries.move_to_end(key)
-            return entry[0]
+            return entry[0], entry[5]
 
     def exists(self, key: str) -> bool:
         with self._lock:
@@ -122,25 +132,36 @@ class MemoryStore:
                     self._remove(next(iter(self._entries)))
             if user_id is not None:
                 self._index(key, user_id)
-            self._put(key, (data, now + ttl, user_id, now, now))
+            self._put(key, (data, now + ttl, user_id, now, now, 1))
             return True
 
     def replace(
-        self, key: str, data: bytes, ttl: float, user_id: str | None = None
-    ) -> bool:
-        """Update a live session; ``False`` if it expired or was deleted."""
+        self,
+        key: str,
+        data: bytes,
+        ttl: float,
+        user_id: str | None = None,
+        expected: int | None = None,
+    ) -> int | tuple[bytes, int]:
+        """Update a live session if its version is ``expected`` (any if None).
+
+        Return the new version; 0 if the session expired or was deleted; its
+        data and version as stored if it was saved since ``expected``.
+        """
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
             if entry is None or entry[1] <= now:
-                return False
+                return 0
+            if expected is not None and entry[5] != expected:
+                return entry[0], entry[5]
             if entry[2] != user_id:  # a login, a logout, another user
                 if entry[2] is not None:
                     self._unindex(key, entry[2])
                 if user_id is not None:
                     self._index(key, user_id)
-            self._put(key, (data, now + ttl, user_id, entry[3], now))
-            return True
+            self._put(key, (data, now + ttl, user_id, entry[3], now, entry[5] + 1))
+            return entry[5] + 1
 
     def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
         """Move a live session to ``new_key``, as new (created now, expiring in
@@ -156,7 +177,7 @@ class MemoryStore:
             self._remove(key)
             if entry[2] is not None:
                 self._index(new_key, entry[2])
-            self._put(new_key, (entry[0], now + ttl, entry[2], now, now))
+            self._put(new_key, (entry[0], now + ttl, entry[2], now, now, entry[5]))
             return True
 
     def delete(self, key: str) -> None:
@@ -200,7 +221,7 @@ class MemoryStore:
             now = _now()
             sessions = []
             for key in list(self._by_user.get(user_id, ())):
-                data, expires_at, _, created, last_saved = self._entries[key]
+                data, expires_at, _, created, last_saved, _ = self._entries[key]
                 if expires_at <= now:
                     self._remove(key)
                 else:
@@ -276,6 +297,13 @@ class SessionStore(ServerSessionBase):
     #: Shared by every instance; a subclass may set a store of its own.
     store: ClassVar[MemoryStore] = MemoryStore()
 
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # The session as loaded or last saved, and its version, which a save
+        # expects to find (None: not loaded, the save replaces what is there).
+        self._stored: bytes | None = None
+        self._version: int | None = None
+
     @classmethod
     def clear_all(cls) -> None:
         """Forget every session of the store, e.g. in a test's ``setUp``."""
@@ -283,10 +311,11 @@ class SessionStore(ServerSessionBase):
 
     def load(self) -> dict[str, Any]:
         key = self.session_key
-        data = None if key is None else self.store.get(key)
-        if data is not None:
-            session = self.decode_stored(data)
+        found = None if key is None else self.store.get(key)
+        if found is not None:
+            session = self.decode_stored(found[0])
             if session is not None:
+                self._stored, self._version = found
                 return session
         self._session_key = None
         return {}
@@ -303,6 +332,10 @@ class SessionStore(ServerSessionBase):
             return None
         return session if isinstance(session, dict) else None
 
+    def _decoded(self, data: bytes | None) -> dict[str, Any]:
+        session = None if data is None else self.decode_stored(data)
+        return {} if session is None else session
+
     def exists(self, session_key: str | None) -> bool:
         return session_key is not None and self.store.exists(session_key)
 
@@ -313,16 +346,33 @@ class SessionStore(ServerSessionBase):
         if key is None:
             self.create()
             return
-        user_id = session_user_id(session)
-        data = self.serializer_class().dumps(session)
+        dumps = self.serializer_class().dumps
+        data = dumps(session)
         ttl = self.get_expiry_age()
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
+            user_id = session_user_id(session)
             if not self.store.add(key, data, ttl, max_sessions, user_id):
                 raise CreateError
-        elif not self.store.replace(key, data, ttl, user_id):
-            # Deleted meanwhile (a logout, say): saving must not undo that.
-            raise UpdateError
+            self._stored, self._version = data, 1
+            return
+        for _attempt in range(SAVE_ATTEMPTS):
+            done = self.store.replace(
+                key, data, ttl, session_user_id(session), self._version
+            )
+            if done == 0:
+                # Deleted meanwhile (a logout, say): saving must not undo that.
+                raise UpdateError
+            if isinstance(done, int):
+                self._stored, self._version = data, done
+                return
+            # Saved by another request since the load: merge, and try again.
+            before = self._decoded(self._stored)
+            self._stored, self._version = done
+            session = merge(before, session, self._decoded(done[0]), dumps)
+            self._session_cache = session
+            data, ttl = dumps(session), self.get_expiry_age()
+        raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:

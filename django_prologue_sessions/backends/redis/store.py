@@ -4,9 +4,10 @@ Loading is one GET; creating, updating and deleting are one command each
 (see ``scripts``). An update applies only if the session still exists, so a
 logout in a concurrent request is never undone, and only if its version is
 the one loaded: when another request saved meanwhile, the update brings back
-the session as it is now, this one's own changes (the keys it changed) are
-applied to it and sent again, so concurrent changes to different keys both
-stay. How a session lies in Redis is ``layout``'s business.
+the session as it is now, this one's changes are merged into it key by key
+(``django_prologue_sessions.merge``) and sent again, so concurrent changes
+to different keys both stay. How a session lies in Redis is ``layout``'s
+business.
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -40,8 +41,10 @@ from django_prologue_sessions.backends._session_keys import (
 )
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    still_changing,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
@@ -61,6 +64,7 @@ from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
 )
+from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
@@ -68,11 +72,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
-# Each conflict means that another request's save went through meanwhile, so
-# together the requests always progress: a session saved by two requests at
-# once needs a second try, while nine saving one session in a tight loop
-# (tests/test_redis_merge.py) needed up to 25.
-SAVE_ATTEMPTS = 100
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
 
@@ -216,7 +215,7 @@ class SessionStore(ServerSessionBase):
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return self.create()
-        raise _still_changing()
+        raise still_changing()
 
     async def asave(self, must_create: bool = False) -> None:
         if self._session_key is None:
@@ -238,7 +237,7 @@ class SessionStore(ServerSessionBase):
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return await self.acreate()
-        raise _still_changing()
+        raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         target = self._delete_target(session_key)
@@ -550,17 +549,11 @@ class SessionStore(ServerSessionBase):
 
     def _rebase(self, write: Write, current: bytes) -> Write | None:
         """The write of this instance's changes onto ``current``, the session
-        as another request saved it since it was loaded: the keys this one
-        set or deleted are set or deleted there, every other key is theirs."""
+        as another request saved it since it was loaded, merged key by key
+        (``django_prologue_sessions.merge``)."""
         before = self._loads(self._stored_body)
-        merged = self._decode(current)
-        dumps = self._codec.serializer.dumps
-        for name, value in write.data.items():
-            if name not in before or dumps(value) != dumps(before[name]):
-                merged[name] = value
-        for name in before:
-            if name not in write.data:
-                merged.pop(name, None)
+        theirs = self._decode(current)
+        merged = merge(before, write.data, theirs, self._codec.serializer.dumps)
         self._session_cache = merged
         return self._plan_write(merged, False, session_user_id(merged))
 
@@ -685,13 +678,6 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
-
-
-def _still_changing() -> RuntimeError:
-    return RuntimeError(
-        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
-        "this one tried to save it."
-    )
 
 
 def _need_user_index(what: str) -> None:
