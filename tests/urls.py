@@ -18,6 +18,8 @@ urlpatterns = [
     path("session/cycle/", views.session_cycle),
     path("session/expiry/", views.session_expiry),
     path("session/cycle-later/", views.session_cycle_later),
+    path("session/set-later/", views.session_set_later),
+    path("messages/read-later/", views.messages_read_later),
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
     path("account/sessions/", include("django_prologue_sessions.urls")),
