@@ -3,8 +3,11 @@
     from django_prologue_sessions.user_sessions import list_sessions, revoke_all
 
     for session in list_sessions(request.user):
-        print(session.session_key, session.created, session.last_seen)
+        print(session.id, session.created, session.last_seen)
     revoke_all(request.user, keep=request.session.session_key)
+
+A listed session is named by its ``id``, a one-way digest of its session key
+(``session_id()``): the key is a credential, which a listing never holds.
 
 The engine named by ``SESSION_ENGINE`` does the work: the memory and Redis
 engines keep an index of each logged-in user's sessions (by the
@@ -27,6 +30,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
 from django_prologue_sessions.activity import SessionActivity
+from django_prologue_sessions.backends._session_keys import (
+    is_session_id,
+    session_id,
+)
 
 __all__ = [
     "SessionChange",
@@ -36,6 +43,7 @@ __all__ = [
     "list_sessions",
     "revoke_all",
     "revoke_session",
+    "session_id",
     "user_id_of",
 ]
 
@@ -53,6 +61,10 @@ SIGNED_COOKIE_ENGINES = (
 class UserSession:
     """One live session of a user. Times are aware datetimes in UTC.
 
+    ``id`` names the session for good: ``session_id()`` of its key, which
+    it never gives back. Compare it with ``session_id(request.session.
+    session_key)`` to find the current session; pass the ``UserSession``
+    to ``revoke_session()`` to end it.
     ``created`` is when the session key was first saved: ``login()`` gives the
     session a new key, so it is usually when the user logged in.
     ``last_seen`` is when the session was last saved: the last request that
@@ -63,7 +75,7 @@ class UserSession:
     when nothing was (recording off, or a session from before it was on).
     """
 
-    session_key: str
+    id: str
     created: datetime
     last_seen: datetime
     expires: datetime
@@ -88,12 +100,14 @@ class SupportsUserSessions(Protocol):
     def revoke_user_sessions(
         cls,
         user_id: str,
-        session_keys: Collection[str] | None = None,
+        session_ids: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
-        """Delete the user's sessions, or only those in ``session_keys``.
+        """Delete the user's sessions, or only those whose ids are in
+        ``session_ids``.
 
-        Never a session of another user, nor ``keep``. Return how many live
+        Never a session of another user, nor the one whose id is ``keep``.
+        Ids that name no session of the user are ignored. Return how many live
         sessions were deleted. A request still running on a deleted session
         must not bring it back when it saves (``UpdateError``, as for a
         logout).
@@ -155,27 +169,47 @@ def list_sessions(user_or_id: Model | str | int | UUID) -> list[UserSession]:
     sessions = _engine().list_user_sessions(user_id_of(user_or_id))
     return sorted(
         sessions,
-        key=lambda s: (s.last_seen, s.created, s.session_key),
+        key=lambda s: (s.last_seen, s.created, s.id),
         reverse=True,
     )
 
 
-def revoke_session(user_or_id: Model | str | int | UUID, session_key: str) -> bool:
+def revoke_session(
+    user_or_id: Model | str | int | UUID, session: str | UserSession
+) -> bool:
     """End one session of the user; ``False`` if the user has no such session.
 
-    A key of another user's session is left alone: ``False`` too.
+    ``session`` is a session key (``request.session.session_key``), a
+    ``UserSession`` from ``list_sessions()``, or its ``id`` (31 characters,
+    where a key has 32: the two are never mistaken). Another user's session
+    is left alone: ``False`` too.
     """
     engine = _engine()
-    return engine.revoke_user_sessions(user_id_of(user_or_id), (session_key,)) > 0
+    return engine.revoke_user_sessions(user_id_of(user_or_id), (_id(session),)) > 0
 
 
-def revoke_all(user_or_id: Model | str | int | UUID, *, keep: str | None = None) -> int:
+def revoke_all(
+    user_or_id: Model | str | int | UUID, *, keep: str | UserSession | None = None
+) -> int:
     """End every session of the user but ``keep``; return how many ended.
 
     Pass ``keep=request.session.session_key`` to log the user out everywhere
-    else, e.g. after a password change.
+    else, e.g. after a password change; ``keep`` may also be a ``UserSession``
+    or its ``id``.
     """
-    return _engine().revoke_user_sessions(user_id_of(user_or_id), None, keep)
+    kept = None if keep is None else _id(keep)
+    return _engine().revoke_user_sessions(user_id_of(user_or_id), None, kept)
+
+
+def _id(session: str | UserSession) -> str:
+    if isinstance(session, UserSession):
+        return session.id
+    if isinstance(session, str):
+        return session if is_session_id(session) else session_id(session)
+    raise TypeError(
+        "Expected a session key or id (str), or a UserSession, not "
+        f"{type(session).__name__}."
+    )
 
 
 def _engine() -> SupportsUserSessions:

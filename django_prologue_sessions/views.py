@@ -12,8 +12,8 @@ ended. Ending this very session is a logout. CSRF protection is Django's
 ``CsrfViewMiddleware``'s.
 
 A session key is a credential: the pages never show one. Each session is
-named by ``session_id()``, an HMAC of its key under ``SECRET_KEY``, and the
-end view finds the user's session of that id.
+named by its ``id`` (``user_sessions.session_id()``, a one-way digest of its
+key), which is what the end form posts.
 """
 
 from __future__ import annotations
@@ -27,34 +27,25 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import reverse
-from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.generic import TemplateView, View
 
+from django_prologue_sessions.backends._session_keys import is_session_id
 from django_prologue_sessions.user_agents import describe
 from django_prologue_sessions.user_sessions import (
     UserSession,
     list_sessions,
     revoke_all,
     revoke_session,
+    session_id,
 )
 
 __all__ = [
     "SessionListView",
     "SessionRevokeOthersView",
     "SessionRevokeView",
-    "session_id",
 ]
-
-_ID_SALT = "django_prologue_sessions.views.session_id"
-ID_LENGTH = 32
-
-
-def session_id(session_key: str) -> str:
-    """The name of a session in pages and forms: it does not reveal the key."""
-    digest = salted_hmac(_ID_SALT, session_key, algorithm="sha256").hexdigest()
-    return digest[:ID_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -62,11 +53,19 @@ class SessionRow:
     """A session as the list page shows it."""
 
     session: UserSession
-    #: ``session_id()`` of its key, what the end form posts.
-    id: str
     is_current: bool
     #: The user agent last seen, described ("Firefox on Linux"), or raw.
     device: str
+
+    @property
+    def id(self) -> str:
+        """The session's id, what the end form posts."""
+        return self.session.id
+
+
+def _current_id(request: HttpRequest) -> str | None:
+    key = request.session.session_key
+    return None if key is None else session_id(key)
 
 
 class SessionListView(LoginRequiredMixin, TemplateView):
@@ -76,12 +75,11 @@ class SessionListView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        current = self.request.session.session_key
+        current = _current_id(self.request)
         rows = [
             SessionRow(
                 session=session,
-                id=session_id(session.session_key),
-                is_current=session.session_key == current,
+                is_current=session.id == current,
                 device=describe(session.activity.last.user_agent)
                 if session.activity is not None
                 else "",
@@ -115,20 +113,18 @@ class _RevokeView(LoginRequiredMixin, View):
 
 
 class SessionRevokeView(_RevokeView):
-    """End the session whose ``session_id()`` is POSTed as ``session``."""
+    """End the session whose id is POSTed as ``session``."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         wanted = request.POST.get("session", "")
-        key = None
-        if isinstance(wanted, str) and len(wanted) == ID_LENGTH:
-            for session in list_sessions(request.user):  # type: ignore[arg-type]
-                if constant_time_compare(session_id(session.session_key), wanted):
-                    key = session.session_key
-        if key is not None and key == request.session.session_key:
+        # An id only: a key posted here is not looked up as one.
+        if not isinstance(wanted, str) or not is_session_id(wanted):
+            return self.done(_("That session has already ended."))
+        if wanted == _current_id(request):
             url = self.get_success_url()
             logout(request)
             return HttpResponseRedirect(url)
-        if key is not None and revoke_session(request.user, key):  # type: ignore[arg-type]
+        if revoke_session(request.user, wanted):  # type: ignore[arg-type]
             return self.done(_("The session was ended."))
         # Not one of this user's sessions, or no longer: the same answer.
         return self.done(_("That session has already ended."))

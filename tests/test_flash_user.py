@@ -19,6 +19,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +36,7 @@ from django_prologue_sessions.user_sessions import (
     revoke_all,
 )
 from tests import views
+from tests.test_redis_layout import assert_no_piece_of, everything_in
 
 # The module, which the package's flash() function hides.
 flash = importlib.import_module("django_prologue_sessions.flash")
@@ -236,9 +239,7 @@ def held(client: Client, path: str, **params: str) -> Iterator[list[Any]]:
     answers: list[Any] = []
     views.HELD.clear()
     views.LET_GO.clear()
-    request = threading.Thread(
-        target=lambda: answers.append(client.get(path, params))
-    )
+    request = threading.Thread(target=lambda: answers.append(client.get(path, params)))
     request.start()
     try:
         assert views.HELD.wait(10)
@@ -392,3 +393,16 @@ def test_the_redis_engine_needs_its_user_index(redis_url: str) -> None:
         pytest.raises(ImproperlyConfigured, match="needs the user index"),
     ):
         flash_user("7", "x")
+
+
+# (The memory engine keeps the keys in the process that holds them anyway.)
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+def test_redis_learns_no_session_key_from_it(
+    engine: str, ada: AbstractBaseUser, redis_client: redis.Redis
+) -> None:
+    clients = [log_in("ada"), log_in("ada")]
+    assert flash_user(ada, "from a task") == 2
+    cookies = [client.cookies[settings.SESSION_COOKIE_NAME].value for client in clients]
+    stored = everything_in(redis_client)
+    assert any(b"from a task" in item for item in stored)
+    assert_no_piece_of(cookies, stored)

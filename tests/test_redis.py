@@ -19,6 +19,7 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
+from django_prologue_sessions.backends._session_keys import session_id
 from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis.store import SessionStore
 from tests.redis_round_trips import count_round_trips
@@ -162,7 +163,10 @@ def stored_value(
 def test_layout_is_one_string_per_session_in_its_own_slot(store: redis.Redis) -> None:
     session = saved_session({"k": "v"})
     assert session.session_key is not None
-    tag, rest = session.session_key[:8], session.session_key[8:]
+    # Named by the session's id: the key's tag, then a digest of the key.
+    sid = session_id(session.session_key)
+    tag, rest = sid[:8], sid[8:]
+    assert tag == session.session_key[:8]
     key = f"session:{{{tag}}}{rest}"
     assert store.keys("*") == [key.encode()]
     assert store.type(key) == b"string"

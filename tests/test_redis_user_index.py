@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from redis.cluster import RedisCluster
 
-from django_prologue_sessions.backends._session_keys import USER_ID_KEY
+from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session_id
 from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis import store as engine
 from django_prologue_sessions.backends.redis.layout import user_tag
@@ -71,6 +71,11 @@ def key_of(session: SessionStore) -> str:
     return session.session_key
 
 
+def member_of(session: SessionStore) -> bytes:
+    """The session's member in its user's index: its id after the tag."""
+    return session_id(key_of(session))[8:].encode()
+
+
 def index_of(user_id: str) -> str:
     return SessionStore.index_key(user_tag(user_id), user_id)
 
@@ -90,7 +95,8 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     tag = user_tag("7")
     assert key.startswith(tag)
     assert len(key) == 32
-    hash_key, index_key = f"session:{{{tag}}}{key[8:]}", f"session:{{{tag}}}:user:7"
+    sid = session_id(key)
+    hash_key, index_key = f"session:{{{tag}}}{sid[8:]}", f"session:{{{tag}}}:user:7"
     assert sorted(store.keys("*")) == sorted([hash_key.encode(), index_key.encode()])
     assert redis.crc.key_slot(hash_key.encode()) == redis.crc.key_slot(
         index_key.encode()
@@ -101,7 +107,7 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     assert header.created is not None
     assert store.type(index_key) == b"zset"
     [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
-    assert member == key.encode()
+    assert member == sid[8:].encode()  # the id after the index's own tag
     seconds, micros = store.time()
     expires_ms = seconds * 1000 + micros // 1000 + store.pttl(hash_key)
     assert abs(score - expires_ms) < 2000  # when it expires, in Redis's clock
@@ -154,7 +160,7 @@ def test_login_tags_the_new_key_before_the_save_in_three_round_trips(
     assert sent == 3
     assert key_of(session) == key
     assert not session.exists(old_key)
-    assert [s.session_key for s in list_sessions("7")] == [key]
+    assert [s.id for s in list_sessions("7")] == [session_id(key)]
     assert dict(SessionStore(key).items())["cart"] == "book"
 
 
@@ -179,7 +185,7 @@ def test_cycle_key_of_a_logged_in_session_writes_the_new_key_at_once(
         session.cycle_key()  # renames the session, in the index too
     assert sent == 1
     assert key_of(session).startswith(user_tag("7"))
-    assert store.zrange(index_of("7"), 0, -1) == [key_of(session).encode()]
+    assert store.zrange(index_of("7"), 0, -1) == [member_of(session)]
     assert not session.exists(old_key)
     with count_round_trips() as sent:
         session.save()  # nothing changed since this instance created it
@@ -299,24 +305,25 @@ def test_revoke_checks_each_sessions_owner_not_only_the_index(
     are equal) never deletes it, nor lists it."""
     mine = logged_in("7")
     tag = user_tag("7")
-    theirs = f"{tag}{'x' * 24}"
+    theirs = f"{tag}{'x' * 23}"  # an id
     value = b"1" + layout.user_header(1, 1, "8") + b'j{"k":"v"}'
-    store.set(SessionStore.redis_key(theirs), value, ex=300)
-    store.zadd(index_of("7"), {theirs: 9e15})
-    assert [s.session_key for s in list_sessions("7")] == [key_of(mine)]
-    store.zadd(index_of("7"), {theirs: 9e15})
+    store.set(layout.id_key("session:", theirs), value, ex=300)
+    store.zadd(index_of("7"), {theirs[8:]: 9e15})
+    assert [s.id for s in list_sessions("7")] == [session_id(key_of(mine))]
+    store.zadd(index_of("7"), {theirs[8:]: 9e15})
     assert revoke_all("7") == 1
     assert engine.SessionStore.revoke_user_sessions("7", [theirs]) == 0
-    assert store.get(SessionStore.redis_key(theirs)) == value
+    assert store.get(layout.id_key("session:", theirs)) == value
 
 
-def test_keys_that_cannot_be_the_users_never_reach_redis(store: redis.Redis) -> None:
-    logged_in("7")
-    untagged = "0" * 32 if not user_tag("7").startswith("0") else "1" * 32
+def test_ids_that_cannot_be_the_users_never_reach_redis(store: redis.Redis) -> None:
+    session = logged_in("7")
+    untagged = "0" * 31 if not user_tag("7").startswith("0") else "1" * 31
     with count_round_trips() as sent:
         revoked = SessionStore.revoke_user_sessions(
             "7",
-            ["short", "A" * 32, untagged, 7],  # type: ignore[list-item]
+            # Not ids (the key itself among them), or not of the user's tag.
+            ["short", "A" * 31, key_of(session), untagged, 7],  # type: ignore[list-item]
         )
     assert (revoked, sent) == (0, 0)
     assert len(list_sessions("7")) == 1
@@ -328,7 +335,7 @@ def test_sessions_keyed_under_a_fallback_secret_key(store: redis.Redis) -> None:
     with override_settings(
         SECRET_KEY="the new secret", SECRET_KEY_FALLBACKS=["the old secret"]
     ):
-        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert [s.id for s in list_sessions("7")] == [session_id(key)]
         session = SessionStore(key)
         session["cart"] = "book"
         session.save()
@@ -342,7 +349,7 @@ def test_sessions_keyed_under_a_fallback_secret_key(store: redis.Redis) -> None:
         old["cart"] = "book"
         old.save()  # the old tag is no longer the user's: moved
         assert key_of(old).startswith(user_tag("7"))
-        assert [s.session_key for s in list_sessions("7")] == [key_of(old)]
+        assert [s.id for s in list_sessions("7")] == [session_id(key_of(old))]
 
 
 def test_async_login_and_logout(store: redis.Redis) -> None:
@@ -423,14 +430,14 @@ def run_on_cluster(cluster: RedisCluster) -> None:
     again.cycle_key()
     again[USER_ID_KEY] = "1"  # moves to user 1's slot
     again.save()
-    assert {s.session_key for s in list_sessions("1")} == {
-        key_of(s) for s in sessions["1"]
-    } | {key_of(again)}
-    assert [s.session_key for s in list_sessions("0")] == [key_of(second)]
+    assert {s.id for s in list_sessions("1")} == {
+        session_id(key_of(s)) for s in [*sessions["1"], again]
+    }
+    assert [s.id for s in list_sessions("0")] == [session_id(key_of(second))]
     assert revoke_all("1", keep=key_of(again)) == 2
     second.delete()
     assert list_sessions("0") == []
-    assert [s.session_key for s in list_sessions("1")] == [key_of(again)]
+    assert [s.id for s in list_sessions("1")] == [session_id(key_of(again))]
     assert all(len(list_sessions(user)) == 2 for user in users[2:])
 
 
@@ -502,7 +509,7 @@ def test_a_session_saved_without_the_index_joins_it_at_its_next_save(
         session = SessionStore(key)
         session["cart"] = "book"
         session.save()
-        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert [s.id for s in list_sessions("7")] == [session_id(key)]
         assert header_of(no_index, key).user == "7"
 
 
@@ -510,5 +517,5 @@ def test_user_ids_that_look_like_the_header_are_listed(store: redis.Redis) -> No
     for user in ("7,8:9", "@1,2,3:", "é 😀"):
         key = key_of(logged_in(user))
         assert header_of(store, key).user == user
-        assert [s.session_key for s in list_sessions(user)] == [key]
+        assert [s.id for s in list_sessions(user)] == [session_id(key)]
         assert revoke_all(user) == 1

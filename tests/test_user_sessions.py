@@ -41,6 +41,7 @@ from django_prologue_sessions.user_sessions import (
     list_sessions,
     revoke_all,
     revoke_session,
+    session_id,
     user_id_of,
 )
 
@@ -171,8 +172,9 @@ def login(user_id: str | int, **data: Any) -> SessionBase:
     return session
 
 
-def keys(user_or_id: Any) -> list[str]:
-    return [s.session_key for s in list_sessions(user_or_id)]
+def ids(user_or_id: Any) -> list[str]:
+    """The ids listed for the user: compare them with ``session_id(key)``."""
+    return [s.id for s in list_sessions(user_or_id)]
 
 
 def assert_listed(
@@ -183,7 +185,7 @@ def assert_listed(
     last_seen: datetime,
     expires: datetime,
 ) -> None:
-    assert got.session_key == session.session_key
+    assert got.id == session_id(session.session_key)
     for name, want in (
         ("created", created),
         ("last_seen", last_seen),
@@ -209,7 +211,7 @@ def test_anonymous_sessions_and_other_users_are_not_listed(engine: Harness) -> N
     anonymous.save()
     other = login("8")
     assert list_sessions("7") == []
-    assert keys("8") == [other.session_key]
+    assert ids("8") == [session_id(other.session_key)]
 
 
 def test_a_save_moves_last_seen_and_expiry_not_created(engine: Harness) -> None:
@@ -249,7 +251,11 @@ def test_most_recently_seen_first(engine: Harness) -> None:
     engine.advance(10)
     first["seen"] = True
     first.save()
-    assert keys("7") == [first.session_key, third.session_key, second.session_key]
+    assert ids("7") == [
+        session_id(first.session_key),
+        session_id(third.session_key),
+        session_id(second.session_key),
+    ]
 
 
 def test_a_login_as_another_user_moves_the_session(engine: Harness) -> None:
@@ -257,7 +263,7 @@ def test_a_login_as_another_user_moves_the_session(engine: Harness) -> None:
     session[SESSION_KEY] = "8"
     session.save()
     assert list_sessions("7") == []
-    assert keys("8") == [session.session_key]
+    assert ids("8") == [session_id(session.session_key)]
 
 
 def test_a_session_whose_user_id_is_removed_is_unlisted(engine: Harness) -> None:
@@ -297,7 +303,7 @@ def test_delete_unlists(engine: Harness) -> None:
     kept, deleted, deleted_by_key = login("7"), login("7"), login("7")
     deleted.delete()
     store().delete(deleted_by_key.session_key)
-    assert keys("7") == [kept.session_key]
+    assert ids("7") == [session_id(kept.session_key)]
 
 
 def test_expired_sessions_are_not_listed(engine: Harness) -> None:
@@ -306,14 +312,17 @@ def test_expired_sessions_are_not_listed(engine: Harness) -> None:
     short.save()
     long = login("7")
     engine.advance(59)
-    assert set(keys("7")) == {short.session_key, long.session_key}
+    assert set(ids("7")) == {
+        session_id(short.session_key),
+        session_id(long.session_key),
+    }
     engine.advance(1)
-    assert keys("7") == [long.session_key]
+    assert ids("7") == [session_id(long.session_key)]
 
 
 def test_a_user_id_stored_as_an_int_is_listed_by_its_string(engine: Harness) -> None:
     session = login(7)
-    assert keys(7) == keys("7") == [session.session_key]
+    assert ids(7) == ids("7") == [session_id(session.session_key)]
 
 
 def test_a_user_object_or_its_id(engine: Harness) -> None:
@@ -332,7 +341,7 @@ def test_a_user_object_or_its_id(engine: Harness) -> None:
         session = login(str(member_id))
         member = Member(id=member_id)
         assert user_id_of(member) == "12345678-1234-5678-1234-567812345678"
-        assert keys(member) == keys(member_id) == [session.session_key]
+        assert ids(member) == ids(member_id) == [session_id(session.session_key)]
         assert revoke_all(member) == 1
         with pytest.raises(ValueError, match="not saved"):
             list_sessions(Member())
@@ -350,9 +359,38 @@ def test_what_is_not_a_user_nor_an_id_is_refused(bad: Any) -> None:
 def test_revoke_one_session(engine: Harness) -> None:
     ended, kept = login("7"), login("7")
     assert revoke_session("7", ended.session_key) is True
-    assert keys("7") == [kept.session_key]
+    assert ids("7") == [session_id(kept.session_key)]
     assert store().exists(ended.session_key) is False
     assert revoke_session("7", ended.session_key) is False
+
+
+def test_revoke_a_listed_session_by_its_id(engine: Harness) -> None:
+    ended, kept = login("7"), login("7")
+    (listed,) = [s for s in list_sessions("7") if s.id != session_id(kept.session_key)]
+    assert revoke_session("7", listed.id) is True
+    assert ids("7") == [session_id(kept.session_key)]
+    assert store().exists(ended.session_key) is False
+    assert revoke_session("7", listed) is False
+
+
+def test_revoke_all_but_a_listed_session(engine: Harness) -> None:
+    kept, _ended = login("7"), login("7")
+    (listed,) = [s for s in list_sessions("7") if s.id == session_id(kept.session_key)]
+    assert revoke_all("7", keep=listed) == 1
+    assert revoke_all("7", keep=listed.id) == 0
+    assert ids("7") == [listed.id]
+
+
+def test_a_session_id_gives_nothing_of_the_key_but_its_tag(engine: Harness) -> None:
+    session = login("7")
+    key = session.session_key
+    assert key is not None
+    (listed,) = list_sessions("7")
+    assert listed.id[:8] == key[:8]
+    assert len(listed.id) == len(key) - 1
+    assert all(key[i : i + 16] not in listed.id for i in range(len(key) - 15))
+    with pytest.raises(TypeError, match="session key or id"):
+        revoke_session("7", 42)  # type: ignore[arg-type]
 
 
 def test_revoke_never_ends_another_users_session(engine: Harness) -> None:
@@ -361,7 +399,7 @@ def test_revoke_never_ends_another_users_session(engine: Harness) -> None:
     assert revoke_session("7", others.session_key) is False
     assert store().exists(others.session_key) is True
     assert revoke_all("7", keep=others.session_key) == 1
-    assert keys("8") == [others.session_key]
+    assert ids("8") == [session_id(others.session_key)]
 
 
 def test_revoke_an_unknown_session(engine: Harness) -> None:
@@ -389,7 +427,7 @@ def test_revoke_all(engine: Harness) -> None:
 def test_revoke_all_but_the_current_session(engine: Harness) -> None:
     current, *others = [login("7") for _ in range(3)]
     assert revoke_all("7", keep=current.session_key) == 2
-    assert keys("7") == [current.session_key]
+    assert ids("7") == [session_id(current.session_key)]
     for session in others:
         assert store().exists(session.session_key) is False
 
@@ -423,7 +461,7 @@ def test_revoked_users_are_logged_out_through_the_middleware(engine: Harness) ->
     # Saving on the phone again starts a new, anonymous session.
     phone.get("/session/set/", {"cart": "book"})
     assert phone.get("/session/get/").json() == {"cart": "book"}
-    assert keys("7") == [laptop_key]
+    assert ids("7") == [session_id(laptop_key)]
 
 
 def test_a_request_running_during_revoke_cannot_undo_it(engine: Harness) -> None:
@@ -504,8 +542,8 @@ def test_the_user_id_key_is_djangos() -> None:
 def test_evicted_sessions_are_unlisted(memory_engine_only: MemoryHarness) -> None:
     oldest, middle = login("7"), login("7")
     newest = login("8")
-    assert keys("7") == [middle.session_key]
-    assert keys("8") == [newest.session_key]
+    assert ids("7") == [session_id(middle.session_key)]
+    assert ids("8") == [session_id(newest.session_key)]
     assert store().exists(oldest.session_key) is False
     assert_index_matches_entries(memory.SessionStore.store)
 
@@ -545,7 +583,7 @@ def test_an_expired_key_taken_by_another_user(
     # store itself meets the expired entry.
     assert memory.SessionStore.store.add(key, b"{}", 60, 10, "8") is True
     assert list_sessions("7") == []
-    assert keys("8") == [key]
+    assert ids("8") == [session_id(key)]
     assert_index_matches_entries(memory.SessionStore.store)
 
 
@@ -604,7 +642,7 @@ def test_the_index_stays_exact_under_threads() -> None:
                     revoke_all(user_id, keep=session.session_key)
                 if step % 11 == 0:
                     for listed in list_sessions(user_id):
-                        revoke_session(user_id, listed.session_key)
+                        revoke_session(user_id, listed)
                 if step % 13 == 0:
                     memory.SessionStore.clear_expired()
         except BaseException as exc:  # reported below, in the main thread
@@ -619,6 +657,8 @@ def test_the_index_stays_exact_under_threads() -> None:
         assert errors == []
         store_ = memory.SessionStore.store
         assert_index_matches_entries(store_)
-        listed = {s.session_key for user in "01234" for s in list_sessions(user)}
-        assert listed == {k for k, e in store_._entries.items() if e[2] is not None}
+        listed = {s.id for user in "01234" for s in list_sessions(user)}
+        assert listed == {
+            session_id(k) for k, e in store_._entries.items() if e[2] is not None
+        }
     memory.SessionStore.clear_all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import StringIO
@@ -16,12 +18,18 @@ from django_prologue_sessions.activity import ACTIVITY_KEY
 from django_prologue_sessions.backends import memory
 from django_prologue_sessions.backends.memory import SessionStore
 from django_prologue_sessions.management.commands.usersessions import Command
+from django_prologue_sessions.user_sessions import session_id
 
 START = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 LAPTOP = "laptop0000aaaaaaaaaaaaaaaaaaaaaa"
 PHONE = "phone00000bbbbbbbbbbbbbbbbbbbbbb"
 TABLET = "phone00000cccccccccccccccccccccc"  # starts like PHONE
 OTHER_USERS = "someoneelse000000000000000000000"
+# Their ids, as list shows them and --session and --keep take them.
+LAPTOP_ID = "laptop00LSe07MW7DrKChcT-GD2gqZy"
+PHONE_ID = "phone000seI70fL-e_sPuWP8NkkHEC_"
+TABLET_ID = "phone0001Z3z6yIf0OdQfQkSVKpFsht"
+OTHER_USERS_ID = "someoneeUq4pLZWCmgpNFMhjbrgXF4c"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 SAFARI_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -91,19 +99,29 @@ def live_keys() -> set[str]:
 
 def test_list() -> None:
     assert run("list", "42") == (
-        "KEY           CREATED (UTC)        LAST SEEN (UTC)      EXPIRES (UTC)\n"
-        "laptop0000aa  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00\n"
-        "phone00000cc  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00\n"
-        "phone00000bb  2026-01-01 09:40:00  2026-01-01 09:40:00  2026-01-15 09:40:00\n"
+        "ID                               CREATED (UTC)        LAST SEEN (UTC)"
+        "      EXPIRES (UTC)\n"
+        f"{LAPTOP_ID}  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00\n"
+        f"{TABLET_ID}  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00\n"
+        f"{PHONE_ID}  2026-01-01 09:40:00  2026-01-01 09:40:00  2026-01-15 09:40:00\n"
     )
 
 
-def test_list_full_keys() -> None:
-    assert run("list", "7", "--full-keys") == (
-        "KEY                               CREATED (UTC)        LAST SEEN (UTC)"
+def test_ids_are_a_sha256_of_the_key_after_its_tag() -> None:
+    # Stable across releases and SECRET_KEY rotations: what a Redis reader,
+    # the pages and this command see. Only the tag comes from the key.
+    digest = hashlib.sha256(b"django_prologue_sessions.session_id:" + LAPTOP.encode())
+    assert (
+        LAPTOP[:8] + base64.urlsafe_b64encode(digest.digest()).decode()[:23]
+        == LAPTOP_ID
+    )
+    with override_settings(SECRET_KEY="rotated" * 8):
+        assert session_id(LAPTOP) == LAPTOP_ID
+    assert run("list", "7") == (
+        "ID                               CREATED (UTC)        LAST SEEN (UTC)"
         "      EXPIRES (UTC)\n"
-        "someoneelse000000000000000000000  2026-01-01 09:50:00  "
-        "2026-01-01 09:50:00  2026-01-15 09:50:00\n"
+        f"{OTHER_USERS_ID}  2026-01-01 09:50:00  2026-01-01 09:50:00"
+        "  2026-01-15 09:50:00\n"
     )
 
 
@@ -111,30 +129,31 @@ def test_list_a_user_without_sessions() -> None:
     assert run("list", "9") == "User '9' has no sessions.\n"
 
 
-def test_revoke_one_session_by_its_key() -> None:
-    assert run("revoke", "42", "--session", PHONE) == (
-        "Revoked session phone00000bb of user '42'.\n"
+def test_revoke_one_session_by_its_id() -> None:
+    assert run("revoke", "42", "--session", PHONE_ID) == (
+        f"Revoked session {PHONE_ID} of user '42'.\n"
     )
     assert live_keys() == {LAPTOP, TABLET, OTHER_USERS}
 
 
-def test_revoke_one_session_by_the_start_of_its_key() -> None:
-    assert run("revoke", "42", "--session", "phone00000c") == (
-        "Revoked session phone00000cc of user '42'.\n"
+def test_revoke_one_session_by_the_start_of_its_id() -> None:
+    assert run("revoke", "42", "--session", "phone0001") == (
+        f"Revoked session {TABLET_ID} of user '42'.\n"
     )
     assert live_keys() == {LAPTOP, PHONE, OTHER_USERS}
 
 
 def test_a_start_shared_by_two_sessions_revokes_nothing() -> None:
     with pytest.raises(CommandError) as caught:
-        run("revoke", "42", "--session", "phone")
+        run("revoke", "42", "--session", "phone000")
     assert str(caught.value) == (
-        "2 sessions of user '42' start with 'phone'; give more of the key."
+        "2 sessions of user '42' start with 'phone000'; give more of the id."
     )
     assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
 
 
-@pytest.mark.parametrize("key", ["nosuchsession", OTHER_USERS, ""])
+# A session key is not an id: the command takes ids only.
+@pytest.mark.parametrize("key", ["nosuchsession", OTHER_USERS_ID, PHONE, ""])
 def test_revoke_a_session_the_user_does_not_have(key: str) -> None:
     with pytest.raises(CommandError) as caught:
         run("revoke", "42", "--session", key)
@@ -152,22 +171,22 @@ def test_revoke_all() -> None:
 
 def test_revoke_all_but_one() -> None:
     assert run("revoke", "42", "--all", "--keep", "laptop") == (
-        "Revoked 2 sessions of user '42', kept laptop0000aa.\n"
+        f"Revoked 2 sessions of user '42', kept {LAPTOP_ID}.\n"
     )
     assert live_keys() == {LAPTOP, OTHER_USERS}
 
 
 def test_keeping_a_session_the_user_does_not_have_revokes_nothing() -> None:
     with pytest.raises(CommandError) as caught:
-        run("revoke", "42", "--all", "--keep", OTHER_USERS)
-    assert str(caught.value) == f"User '42' has no session {OTHER_USERS!r}."
+        run("revoke", "42", "--all", "--keep", OTHER_USERS_ID)
+    assert str(caught.value) == f"User '42' has no session {OTHER_USERS_ID!r}."
     assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
 
 
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (("revoke", "42"), "revoke needs --session KEY or --all."),
+        (("revoke", "42"), "revoke needs --session ID or --all."),
         (
             ("revoke", "42", "--session", PHONE, "--keep", LAPTOP),
             "--keep goes with --all.",
@@ -176,7 +195,10 @@ def test_keeping_a_session_the_user_does_not_have_revokes_nothing() -> None:
             ("revoke", "42", "--session", PHONE, "--all"),
             "Error: argument --all: not allowed with argument --session",
         ),
-        (("revoke", "42", "--all", "--full-keys"), "--full-keys goes with list."),
+        (
+            ("list", "42", "--full-keys"),
+            "Error: unrecognized arguments: --full-keys",
+        ),
         (("list", "42", "--all"), "--session, --all and --keep go with revoke."),
         (
             ("list", "42", "--keep", LAPTOP),
@@ -240,12 +262,12 @@ def test_list_shows_where_each_session_was_last_seen() -> None:
     record(LAPTOP, "192.0.2.1", FIREFOX)
     record(PHONE, None, SAFARI_IPHONE)
     assert run("list", "42") == (
-        "KEY           CREATED (UTC)        LAST SEEN (UTC)      EXPIRES (UTC)"
-        "        LAST IP    DEVICE\n"
-        "phone00000bb  2026-01-01 09:40:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
+        "ID                               CREATED (UTC)        LAST SEEN (UTC)"
+        "      EXPIRES (UTC)        LAST IP    DEVICE\n"
+        f"{PHONE_ID}  2026-01-01 09:40:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
         "  -          Safari on iPhone\n"
-        "laptop0000aa  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
+        f"{LAPTOP_ID}  2026-01-01 09:30:00  2026-01-01 10:30:00  2026-01-15 10:30:00"
         "  192.0.2.1  Firefox on Linux\n"
-        "phone00000cc  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00"
+        f"{TABLET_ID}  2026-01-01 09:50:00  2026-01-01 09:50:00  2026-01-01 10:50:00"
         "  -          -\n"
     )

@@ -14,8 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client, override_settings
 
-from django_prologue_sessions.user_sessions import list_sessions
-from django_prologue_sessions.views import session_id
+from django_prologue_sessions.user_sessions import list_sessions, session_id
 from tests.test_activity import ENGINES, FIREFOX, recording_on
 
 SAFARI_IPHONE = (
@@ -54,15 +53,15 @@ def rows(client: Client) -> list[str]:
     """The ``data-session`` ids of the rows of the list page, in order."""
     response = client.get(LIST)
     assert response.status_code == 200
-    return re.findall(r'data-session="([0-9a-f]+)"', response.content.decode())
+    return re.findall(r'data-session="([\w-]+)"', response.content.decode())
 
 
 def sid(client: Client) -> str:
     return session_id(client.cookies["sessionid"].value)
 
 
-def session_keys(user: AbstractBaseUser) -> set[str]:
-    return {session.session_key for session in list_sessions(user)}
+def session_ids(user: AbstractBaseUser) -> set[str]:
+    return {session.id for session in list_sessions(user)}
 
 
 def test_the_list_needs_a_login(users: dict[str, AbstractBaseUser]) -> None:
@@ -86,16 +85,18 @@ def test_the_page_shows_device_address_and_marks_this_session(
     users: dict[str, AbstractBaseUser],
 ) -> None:
     laptop = log_in("ada")
-    log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
     page = laptop.get(LIST).content.decode()
     assert page.count("(this session)") == 1
     assert "Firefox on Linux" in page
     assert "Safari on iPhone" in page  # ua-parser is in the test extra
     assert "198.51.100.7" in page
     assert "192.0.2.1" in page
-    # A session key is a credential: never in the page.
-    for key in session_keys(users["ada"]):
-        assert key not in page
+    # A session key is a credential: no 16 characters of it in the page.
+    for client in (laptop, phone):
+        key = client.cookies["sessionid"].value
+        assert all(key[i : i + 16] not in page for i in range(len(key) - 15))
+        assert sid(client) in page
     assert 'name="csrfmiddlewaretoken"' in page
 
 
@@ -163,7 +164,18 @@ def test_another_users_session_is_never_ended(
         response = ada.post(REVOKE, {"session": posted})
         assert response.status_code == 302
         assert rows(bob) == [sid(bob)]
-    assert session_keys(users["bob"]) == {bob_key}
+    assert session_ids(users["bob"]) == {sid(bob)}
+
+
+def test_a_key_posted_instead_of_an_id_ends_nothing(
+    users: dict[str, AbstractBaseUser],
+) -> None:
+    laptop = log_in("ada")
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    for client in (laptop, phone):
+        key = client.cookies["sessionid"].value
+        assert laptop.post(REVOKE, {"session": key}).status_code == 302
+    assert rows(laptop) == [sid(laptop), sid(phone)]
 
 
 def test_end_views_take_post_only(users: dict[str, AbstractBaseUser]) -> None:

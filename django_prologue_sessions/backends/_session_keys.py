@@ -1,14 +1,22 @@
-"""What the memory and Redis engines share: new session keys, and the user
-a session belongs to."""
+"""What the memory and Redis engines share: new session keys, the public id
+of a session, and the user a session belongs to."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from binascii import b2a_base64
 from typing import Any
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 
 KEY_LENGTH = 32
+#: The characters of a key that the Redis engine uses as a cluster hash tag
+#: (a user's tag, or random): not secret, and kept at the start of an id.
+TAG_LENGTH = 8
+#: A session id: the key's tag, then 23 characters of digest (138 bits).
+ID_LENGTH = TAG_LENGTH + 23
 
 #: The session key ``django.contrib.auth.login()`` stores the user's id under
 #: (``django.contrib.auth.SESSION_KEY``), named here so that the engines need
@@ -35,6 +43,31 @@ def new_session_key(tag: str = "") -> str:
         key = os.urandom(48).translate(_KEY_CHARACTERS, _UNEVEN_BYTES)
         if len(key) >= length:
             return tag + key[:length].decode()
+
+
+# A plain SHA-256, not an HMAC: a SECRET_KEY rotation must leave every id as
+# it was. The key's own random characters (124 bits and more) are what a
+# reader of the ids would have to guess. The prefix keeps these digests apart
+# from any other SHA-256 of a session key.
+_ID_HASH = hashlib.sha256(b"django_prologue_sessions.session_id:")
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+is_session_id = re.compile(
+    f"[{VALID_KEY_CHARS}]{{{TAG_LENGTH}}}[A-Za-z0-9_-]{{{ID_LENGTH - TAG_LENGTH}}}"
+).fullmatch
+
+
+def session_id(session_key: str) -> str:
+    """The public name of a session: a one-way digest of its key.
+
+    The key's first 8 characters (its tag, not secret), then 23 URL-safe
+    base64 characters of a SHA-256 of the key. One id never gives back its
+    key, so an id can be stored, listed, shown and logged; the Redis engine
+    stores each session under its id.
+    """
+    digest = _ID_HASH.copy()
+    digest.update(session_key.encode())
+    encoded = b2a_base64(digest.digest()[:18], newline=False)
+    return session_key[:TAG_LENGTH] + encoded[:23].translate(_URL_SAFE).decode()
 
 
 def session_user_id(session: dict[str, Any]) -> str | None:

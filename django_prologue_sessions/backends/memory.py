@@ -23,7 +23,11 @@ a test sees on this engine is what production sees on Redis.
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
 everywhere". The index changes with the sessions under the same lock, so it
-never names a session that is gone.
+never names a session that is gone. Store and index hold the session keys
+themselves: they live in this process's memory, which holds the keys anyway
+(each request's cookie), and never leave it, so a digest would hide nothing.
+What leaves the engine names a session by its id (``session_id()``), never
+by its key.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 
-from django_prologue_sessions.backends._session_keys import session_user_id
+from django_prologue_sessions.backends._session_keys import (
+    session_id,
+    session_user_id,
+)
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
     SAVE_ATTEMPTS,
@@ -257,21 +264,26 @@ class MemoryStore:
     def delete_user_sessions(
         self,
         user_id: str,
-        keys: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
-        """Delete a user's sessions (only those in ``keys`` if given) but ``keep``.
+        """Delete a user's sessions (only those whose ``session_id()`` is in
+        ``ids``, if given) but the one whose id is ``keep``.
 
-        Return how many live sessions were deleted; a key that is not the
-        user's is left alone.
+        Return how many live sessions were deleted; an id that names no
+        session of the user is ignored.
         """
         with self._lock:
             owned = self._by_user.get(user_id)
             if owned is None:
                 return 0
-            doomed = set(owned) if keys is None else owned.intersection(keys)
-            if keep is not None:
-                doomed.discard(keep)
+            # A user has a few sessions: their ids are made as needed.
+            doomed = {
+                key
+                for key in owned
+                if (ids is None or session_id(key) in ids)
+                and (keep is None or session_id(key) != keep)
+            }
             now = _now()
             deleted = 0
             for key in doomed:
@@ -446,7 +458,7 @@ class SessionStore(ServerSessionBase):
         reader = cls()
         return [
             UserSession(
-                session_key=key,
+                id=session_id(key),
                 created=date_from_timestamp(created + offset),
                 last_seen=date_from_timestamp(last_saved + offset),
                 expires=date_from_timestamp(expires_at + offset),
@@ -461,10 +473,10 @@ class SessionStore(ServerSessionBase):
     def revoke_user_sessions(
         cls,
         user_id: str,
-        session_keys: Collection[str] | None = None,
+        session_ids: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
-        return cls.store.delete_user_sessions(user_id, session_keys, keep)
+        return cls.store.delete_user_sessions(user_id, session_ids, keep)
 
     @classmethod
     def change_user_sessions(cls, user_id: str, change: SessionChange) -> int:

@@ -1,7 +1,12 @@
 """How a session is laid out in Redis: its key, its user's index, its value.
 
-Each session is one Redis string at ``{prefix}:{<key[:8]>}<key[8:]>``: the
-braces are a cluster hash tag, the first 8 characters of the session key.
+Each session is one Redis string at ``{prefix}{<id[:8]>}<id[8:]>``, named by
+its id (``session_id()``): the first 8 characters of the session key, a
+cluster hash tag, then a SHA-256 digest of the key. The session key itself,
+a credential, is never stored: whoever reads Redis (a backup, a replica,
+``MONITOR``) learns ids, which sign nobody in. The digest is 23 characters
+where a key has 24 after its tag, so a key written under the older layout
+(the key in clear) is never read as a session: it is unknown, and expires.
 Redis expires the string: its TTL is the session's expiry age. With the user
 index on (``SESSION_REDIS["user_index"]``, the default), a logged-in user's
 session gets a key that starts with the user's tag (see ``user_tag()``), so
@@ -43,10 +48,10 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.utils.crypto import salted_hmac
 
+from django_prologue_sessions.backends._session_keys import TAG_LENGTH, session_id
+
 logger = logging.getLogger("django_prologue_sessions.redis")
 
-# The hash tag of a session: the start of its key (the Lua scripts know it too).
-TAG_LENGTH = 8
 _TAG_SALT = "django_prologue_sessions.backends.redis.user_tag"
 
 PLAIN = b"j"
@@ -66,9 +71,18 @@ _HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+):)?")
 
 
 def redis_key(prefix: str, session_key: str) -> str:
-    """The Redis key of a session, its first 8 characters the hash tag."""
-    tag, rest = session_key[:TAG_LENGTH], session_key[TAG_LENGTH:]
-    return f"{prefix}{{{tag}}}{rest}"
+    """The Redis key of the session whose key is ``session_key``."""
+    return id_key(prefix, session_id(session_key))
+
+
+def id_key(prefix: str, sid: str) -> str:
+    """The Redis key of the session whose id is ``sid``: its tag in braces."""
+    return f"{prefix}{{{sid[:TAG_LENGTH]}}}{sid[TAG_LENGTH:]}"
+
+
+def member(sid: str) -> str:
+    """A session's member in its user's index: its id after the tag."""
+    return sid[TAG_LENGTH:]
 
 
 def index_key(prefix: str, tag: str, user_id: str) -> str:

@@ -22,8 +22,10 @@ values in that order, and a test reads the Lua side's names to check that the
 two agree.
 
 Every key a script is given hashes to one Redis Cluster slot: a session's
-hash tag is the first 8 characters of its key, which for a user's session are
-the user's tag, the hash tag of that user's index too. The write scripts get
+hash tag is the first 8 characters of its id (those of its session key),
+which for a user's session are the user's tag, the hash tag of that user's
+index too. A member of an index is the rest of a session's id: no script
+ever sees a session key. The write scripts get
 all their keys in ``KEYS``. The list and revoke scripts reach a user's
 sessions through the index (``KEYS[1]``): each member's key is named by the
 index's own hash tag, so it lies in the same slot, which Redis Cluster allows
@@ -82,8 +84,8 @@ CREATE = LuaScript(
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
 local value = ARGV[3]
--- KEYS: the session, then its user's index (member, the session key, is
--- its entry there).
+-- KEYS: the session, then its user's index (member, the session's id
+-- after its tag, is its entry there).
 """
     + _INDEX_SESSION
     + """
@@ -110,7 +112,7 @@ local member = ARGV[5]
 -- KEYS: the session, then (if it has or had a user) that user's index.
 -- expected: the version the caller read ('' when it read none and replaces
 -- the session); unversioned: the value after the version. index_op 'a' adds (or
--- refreshes) member, the session key, in the index; 'r' removes it; ''
+-- refreshes) member, the session's id after its tag, in the index; 'r' removes it; ''
 -- leaves the index alone.
 """
     + _INDEX_SESSION
@@ -161,8 +163,8 @@ local new_member = ARGV[2]
 local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
 -- KEYS: a user's session, the name it moves to, and the user's index (if
--- the index is on), where member and new_member, the old and the new session
--- key, are its entries. Both names carry the same hash tag. Under its new
+-- the index is on), where member and new_member, from the old and the new
+-- session id, are its entries. Both names carry the same hash tag. Under its new
 -- key the session counts as created and saved at now, and expires in ttl.
 """
     + _INDEX_SESSION
@@ -230,16 +232,17 @@ ended, or the stored value if it was saved meanwhile. A request that saves
 the session afterwards meets the new version, and merges as with any
 concurrent save."""
 
-# The user's sessions named by the index. A member is a session key; its
-# key is head (the prefix and the index's hash tag) followed by the key's
-# characters after the 8 of the tag. It is the user's if its header names
+# The user's sessions named by the index. A member is a session's id after
+# its tag; its key is head (the prefix and the index's hash tag) followed by
+# the member. A member of the older layout (a whole session key) names no
+# key, and goes. It is the user's if its header names
 # the user: a member that is not (deleted, expired, now another user's) is
 # removed from the index. REVOKE reads only the start of the value, where
 # the header is; LIST reads the whole value, for the client to decode.
 _OWNED = """
 local index = KEYS[1]
 local function key_of(member)
-  return head .. string.sub(member, 9)
+  return head .. member
 end
 local function header_of(start)
   if not start then
@@ -264,7 +267,7 @@ LIST = LuaScript(
 local head = ARGV[1]
 local user = ARGV[2]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id. Returns key, created, last saved, milliseconds left and the value, for
+-- id. Returns member, created, last saved, milliseconds left and the value, for
 -- each of the user's live sessions; drops the other members.
 """
     + _OWNED
@@ -298,7 +301,7 @@ local head = ARGV[1]
 local user = ARGV[2]
 local keep = ARGV[3]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id; keep: the key to keep ('' for none). After the head: the session keys
+-- id; keep: the member to keep ('' for none). After the head: the members
 -- to end; with none, every member. Returns how many live sessions of the
 -- user it deleted.
 """
@@ -330,7 +333,7 @@ return ended
 """Delete a user's sessions (all, or the given ones) but one: how many ended.
 
 A session is deleted only if it is the user's (its header names the user),
-so a key of another user's session is left alone, and so is ``keep``.
+so a member naming another user's session is left alone, and so is ``keep``.
 """
 
 #: Every script, for the test that checks each against its head.

@@ -7,7 +7,7 @@ the one loaded: when another request saved meanwhile, the update brings back
 the session as it is now, this one's changes are merged into it key by key
 (``django_prologue_sessions.merge``) and sent again, so concurrent changes
 to different keys both stay. How a session lies in Redis is ``layout``'s
-business.
+business: under its id, a digest of its key, which never reaches Redis.
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -35,8 +35,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
+    TAG_LENGTH,
     USER_ID_KEY,
+    is_session_id,
     new_session_key,
+    session_id,
     session_user_id,
 )
 from django_prologue_sessions.backends.base import (
@@ -55,11 +58,7 @@ from django_prologue_sessions.backends.redis.connection import (
     current_options,
     sync_redis,
 )
-from django_prologue_sessions.backends.redis.layout import (
-    TAG_LENGTH,
-    user_tag,
-    user_tags,
-)
+from django_prologue_sessions.backends.redis.layout import user_tag, user_tags
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
@@ -103,6 +102,18 @@ class Write:
         return await handle.run_script(self.script, self.keys, self.args)
 
 
+@dataclass(frozen=True)
+class Rename:
+    """The RENAME script's keys and arguments that move a logged-in session
+    to ``new_key``, created at ``now`` and expiring in ``ttl``."""
+
+    new_key: str
+    keys: list[str]
+    args: list[Any]
+    now: int
+    ttl: int
+
+
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
@@ -125,6 +136,9 @@ class SessionStore(ServerSessionBase):
         # The key cycle_key() gave an anonymous session, until it is saved:
         # unknown to Redis and to the client, it may still change.
         self._unsaved_key: str | None = None
+        # The last key whose id was asked for, and that id (a digest: made
+        # once, though a request loads and saves).
+        self._known_id = ("", "")
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -135,7 +149,16 @@ class SessionStore(ServerSessionBase):
 
     @staticmethod
     def redis_key(session_key: str) -> str:
+        """The Redis key of a session: named by its id, never by its key."""
         return layout.redis_key(current_options().key_prefix, session_key)
+
+    def _id_of(self, session_key: str) -> str:
+        if self._known_id[0] != session_key:
+            self._known_id = (session_key, session_id(session_key))
+        return self._known_id[1]
+
+    def _redis_key_of(self, session_key: str) -> str:
+        return layout.id_key(current_options().key_prefix, self._id_of(session_key))
 
     @staticmethod
     def index_key(tag: str, user_id: str) -> str:
@@ -160,7 +183,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = sync_redis().execute("GET", self.redis_key(self.session_key))
+            raw = sync_redis().execute("GET", self._redis_key_of(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -169,7 +192,8 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = await async_redis().execute("GET", self.redis_key(self.session_key))
+            key = self._redis_key_of(self.session_key)
+            raw = await async_redis().execute("GET", key)
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -259,7 +283,9 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = sync_redis().run_script(*rename)
+                moved = sync_redis().run_script(
+                    scripts.RENAME, rename.keys, rename.args
+                )
             except RedisUnavailable as exc:
                 raise unavailable(exc, write=True) from exc.error
             if self._renamed(moved, rename):
@@ -278,7 +304,9 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = await async_redis().run_script(*rename)
+                moved = await async_redis().run_script(
+                    scripts.RENAME, rename.keys, rename.args
+                )
             except RedisUnavailable as exc:
                 raise unavailable(exc, write=True) from exc.error
             if self._renamed(moved, rename):
@@ -317,11 +345,11 @@ class SessionStore(ServerSessionBase):
                 raise unavailable(exc) from exc.error
             now = _now()
             for i in range(0, len(found), 5):
-                key, created, saved, ms_left, value = found[i : i + 5]
+                member, created, saved, ms_left, value = found[i : i + 5]
                 created_at = date_from_timestamp(float(created or now))
                 sessions.append(
                     UserSession(
-                        session_key=key.decode(),
+                        id=tag + member.decode(),
                         created=created_at,
                         last_seen=date_from_timestamp(float(saved))
                         if saved
@@ -338,7 +366,7 @@ class SessionStore(ServerSessionBase):
     def revoke_user_sessions(
         cls,
         user_id: str,
-        session_keys: Collection[str] | None = None,
+        session_ids: Collection[str] | None = None,
         keep: str | None = None,
     ) -> int:
         _need_user_index("Revoking")
@@ -346,22 +374,22 @@ class SessionStore(ServerSessionBase):
         prefix = current_options().key_prefix
         ended = 0
         for tag in user_tags(user_id):
-            keys: list[str] = []
-            if session_keys is not None:
-                keys = [
-                    key
-                    for key in session_keys
-                    if isinstance(key, str)
-                    and _is_valid_key(key)
-                    and key.startswith(tag)
+            members: list[str] = []
+            if session_ids is not None:
+                members = [
+                    layout.member(sid)
+                    for sid in session_ids
+                    if isinstance(sid, str)
+                    and is_session_id(sid)
+                    and sid.startswith(tag)
                 ]
-                if not keys:
+                if not members:
                     continue
             args = scripts.REVOKE.argv(
-                keys,
+                members,
                 head=layout.index_head(prefix, tag),
                 user=user_id,
-                keep=keep or "",
+                keep=layout.member(keep) if keep and keep.startswith(tag) else "",
             )
             try:
                 ended += handle.run_script(
@@ -433,7 +461,7 @@ class SessionStore(ServerSessionBase):
         self.modified = True
         return old
 
-    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]] | None:
+    def _plan_rename(self) -> Rename | None:
         """The RENAME that gives a stored logged-in session a new key, or None
         for a session with no stored user (see ``_cycle_anonymous()``).
 
@@ -445,28 +473,32 @@ class SessionStore(ServerSessionBase):
             return None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
-        keys = [self.redis_key(old), self.redis_key(new)]
+        old_id, new_id = self._id_of(old), session_id(new)
+        prefix = current_options().key_prefix
+        keys = [layout.id_key(prefix, old_id), layout.id_key(prefix, new_id)]
         if current_options().user_index:
             keys.append(self.index_key(tag, user))
+        now, ttl = int(_now()), self._expiry_age()
         args = scripts.RENAME.argv(
-            member=old, new_member=new, now=int(_now()), ttl=self._expiry_age()
+            member=layout.member(old_id),
+            new_member=layout.member(new_id),
+            now=now,
+            ttl=ttl,
         )
-        return scripts.RENAME, keys, args
+        return Rename(new, keys, args, now, ttl)
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
         return math.ceil(self.get_expiry_age())
 
-    def _renamed(
-        self, moved: int, rename: tuple[scripts.LuaScript, list[str], list[Any]]
-    ) -> bool:
+    def _renamed(self, moved: int, rename: Rename) -> bool:
         """Adopt the new key; False if it was taken. A session that ended
         meanwhile takes it too, unstored: its save raises ``UpdateError``."""
         if moved == -1:
             return False
-        self._session_key = rename[2][1]
-        self._created_ttl = rename[2][3] if moved else None
-        self._created_at = rename[2][2]
+        self._session_key = rename.new_key
+        self._created_ttl = rename.ttl if moved else None
+        self._created_at = rename.now
         self.modified = True
         return True
 
@@ -512,7 +544,7 @@ class SessionStore(ServerSessionBase):
             # Created by this very instance (cycle_key() then the
             # middleware's save): Redis already holds exactly this.
             return None
-        keys = [self.redis_key(key)]
+        keys = [self._redis_key_of(key)]
         now = int(_now())
         created = now if new or self._created_at is None else self._created_at
         indexed = user is not None and current_options().user_index
@@ -525,7 +557,7 @@ class SessionStore(ServerSessionBase):
         if new:
             value = b"1" + rest
             if indexed or ttl <= 0:  # SET's EX takes no expired TTL
-                member = key if indexed else ""
+                member = layout.member(self._id_of(key)) if indexed else ""
                 args = scripts.CREATE.argv(ttl=ttl, member=member, value=value)
                 script: scripts.LuaScript | None = scripts.CREATE
             else:
@@ -542,7 +574,7 @@ class SessionStore(ServerSessionBase):
             expected=self._version or "",
             unversioned=rest,
             index_op=index_op,
-            member=key if index_op else "",
+            member=layout.member(self._id_of(key)) if index_op else "",
         )
         return Write(
             scripts.UPDATE, keys, args, data, body, ttl, user, created, creates=False
@@ -601,10 +633,11 @@ class SessionStore(ServerSessionBase):
         if user is None or not current_options().user_index:
             return None
         keys = [
-            self.redis_key(session_key),
+            self._redis_key_of(session_key),
             self.index_key(session_key[:TAG_LENGTH], user),
         ]
-        return scripts.DELETE, keys, scripts.DELETE.argv(member=session_key)
+        member = layout.member(self._id_of(session_key))
+        return scripts.DELETE, keys, scripts.DELETE.argv(member=member)
 
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
@@ -613,7 +646,7 @@ class SessionStore(ServerSessionBase):
         script = self._plan_delete(session_key, user)
         try:
             if script is None:
-                key = self.redis_key(session_key)
+                key = self._redis_key_of(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
             else:
                 deleted = handle.run_script(*script)
@@ -628,7 +661,7 @@ class SessionStore(ServerSessionBase):
         script = self._plan_delete(session_key, user)
         try:
             if script is None:
-                key = self.redis_key(session_key)
+                key = self._redis_key_of(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)

@@ -68,13 +68,15 @@ class UserSessionsChange:
         # each session is changed once.
         self.seen: set[bytes] = set()
 
-    def indexes(self) -> Iterator[str]:
+    def indexes(self) -> Iterator[tuple[str, str]]:
+        """The tag and key of each index of the user's sessions."""
         prefix = current_options().key_prefix
         for tag in user_tags(self.user_id):
-            yield layout.index_key(prefix, tag, self.user_id)
+            yield tag, layout.index_key(prefix, tag, self.user_id)
 
-    def page(self, reply: list[Any]) -> tuple[int, list[str]]:
-        """The next cursor and the keys of the sessions new in a ZSCAN page."""
+    def page(self, tag: str, reply: list[Any]) -> tuple[int, list[str]]:
+        """The next cursor and the keys of the sessions new in a ZSCAN page
+        of the index with ``tag``."""
         cursor, found = reply
         # redis-py pairs each member with its score; without its reply
         # callback (as in a pipeline) they alternate.
@@ -85,8 +87,8 @@ class UserSessionsChange:
         for member in members:
             if member not in self.seen:
                 self.seen.add(member)
-                # The identity the index holds names the session's key.
-                keys.append(layout.redis_key(prefix, member.decode()))
+                # A member is a session's id after the index's tag.
+                keys.append(layout.id_key(prefix, tag + member.decode()))
         return int(cursor), keys
 
     def plan(self, key: str, value: bytes | None) -> Change | None:
@@ -125,11 +127,11 @@ def change_user_sessions(
     handle: SyncRedis, user_id: str, change: SessionChange, codec: SessionCodec
 ) -> int:
     work = UserSessionsChange(user_id, change, codec)
-    for index in work.indexes():
+    for tag, index in work.indexes():
         cursor = 0
         while True:
             scanned = handle.execute("ZSCAN", index, cursor, "COUNT", PAGE)
-            cursor, keys = work.page(scanned)
+            cursor, keys = work.page(tag, scanned)
             values = handle.execute("MGET", *keys) if keys else []
             for key, value in zip(keys, values, strict=True):
                 write = work.plan(key, value)
@@ -148,11 +150,11 @@ async def achange_user_sessions(
     handle: AsyncRedis, user_id: str, change: SessionChange, codec: SessionCodec
 ) -> int:
     work = UserSessionsChange(user_id, change, codec)
-    for index in work.indexes():
+    for tag, index in work.indexes():
         cursor = 0
         while True:
             scanned = await handle.execute("ZSCAN", index, cursor, "COUNT", PAGE)
-            cursor, keys = work.page(scanned)
+            cursor, keys = work.page(tag, scanned)
             values = await handle.execute("MGET", *keys) if keys else []
             for key, value in zip(keys, values, strict=True):
                 write = work.plan(key, value)

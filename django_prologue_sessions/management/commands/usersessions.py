@@ -1,13 +1,15 @@
 """``manage.py usersessions``: list or end a user's sessions from the shell.
 
-    manage.py usersessions list USER_ID [--full-keys]
-    manage.py usersessions revoke USER_ID --session KEY
-    manage.py usersessions revoke USER_ID --all [--keep KEY]
+    manage.py usersessions list USER_ID
+    manage.py usersessions revoke USER_ID --session ID
+    manage.py usersessions revoke USER_ID --all [--keep ID]
 
 ``USER_ID`` is the user's primary key, as ``login()`` stores it in the
-session. ``--session`` and ``--keep`` take a full key or the start of one,
-as ``list`` shows it, if only one of the user's sessions starts so; a key
-that is none of the user's sessions is an error, and nothing is revoked.
+session. Each session is named by its id (``UserSession.id``, a one-way
+digest of its key: no credential, so ``list`` shows it whole).
+``--session`` and ``--keep`` take an id as ``list`` shows it, or the start
+of one if only one of the user's sessions starts so; an id that is none of
+the user's sessions is an error, and nothing is revoked.
 
 From the shell it needs the Redis engine: the memory engine's sessions live
 in the web server's process, out of reach of this one.
@@ -26,14 +28,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_prologue_sessions.backends import memory
 from django_prologue_sessions.user_agents import describe
 from django_prologue_sessions.user_sessions import (
+    UserSession,
     list_sessions,
     revoke_all,
     revoke_session,
 )
-
-#: How many characters of a key are shown, unless ``list --full-keys``: a
-#: session key is a credential, best kept out of terminals and their logs.
-SHORT_KEY = 12
 
 
 class Command(BaseCommand):
@@ -57,24 +56,19 @@ class Command(BaseCommand):
             "revoke: end one (--session) or all (--all) of them.",
         )
         parser.add_argument("user_id", help="The user's primary key.")
-        parser.add_argument(
-            "--full-keys",
-            action="store_true",
-            help=f"list: show whole keys, not their first {SHORT_KEY} characters.",
-        )
         which = parser.add_mutually_exclusive_group()
         which.add_argument(
             "--session",
-            metavar="KEY",
-            help="revoke: the session to end, by its key or the start of it.",
+            metavar="ID",
+            help="revoke: the session to end, by its id or the start of it.",
         )
         which.add_argument(
             "--all", action="store_true", help="revoke: all the user's sessions."
         )
         parser.add_argument(
             "--keep",
-            metavar="KEY",
-            help="revoke --all: but this session (its key, or the start of it).",
+            metavar="ID",
+            help="revoke --all: but this session (its id, or the start of it).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -83,10 +77,8 @@ class Command(BaseCommand):
         if action == "list" and (key is not None or everything or keep is not None):
             raise CommandError("--session, --all and --keep go with revoke.")
         if action == "revoke":
-            if options["full_keys"]:
-                raise CommandError("--full-keys goes with list.")
             if key is None and not everything:
-                raise CommandError("revoke needs --session KEY or --all.")
+                raise CommandError("revoke needs --session ID or --all.")
             if keep is not None and not everything:
                 raise CommandError("--keep goes with --all.")
         if self.from_shell and _is_memory_engine():
@@ -99,7 +91,7 @@ class Command(BaseCommand):
             )
         try:
             if action == "list":
-                self.show(user_id, options["full_keys"])
+                self.show(user_id)
             elif everything:
                 self.revoke_all(user_id, keep)
             else:
@@ -107,7 +99,7 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
 
-    def show(self, user_id: str, full_keys: bool) -> None:
+    def show(self, user_id: str) -> None:
         sessions = list_sessions(user_id)
         if not sessions:
             self.stdout.write(f"User {user_id!r} has no sessions.")
@@ -115,13 +107,13 @@ class Command(BaseCommand):
         # With activity recorded (PROLOGUE_SESSIONS_ACTIVITY), where each
         # session was last seen from too.
         recorded = any(s.activity is not None for s in sessions)
-        header = ("KEY", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)")
+        header = ("ID", "CREATED (UTC)", "LAST SEEN (UTC)", "EXPIRES (UTC)")
         rows: list[tuple[str, ...]] = [
             (*header, "LAST IP", "DEVICE") if recorded else header
         ]
         for s in sessions:
             row: tuple[str, ...] = (
-                s.session_key if full_keys else s.session_key[:SHORT_KEY],
+                s.id,
                 _when(s.created),
                 _when(s.last_seen),
                 _when(s.expires),
@@ -139,37 +131,35 @@ class Command(BaseCommand):
             self.stdout.write(line.rstrip())
 
     def revoke_all(self, user_id: str, keep: str | None) -> None:
-        kept = ""
+        kept, session = "", None
         if keep is not None:
-            keep = self.find(user_id, keep)
-            kept = f", kept {keep[:SHORT_KEY]}"
-        count = revoke_all(user_id, keep=keep)
+            session = self.find(user_id, keep)
+            kept = f", kept {session.id}"
+        count = revoke_all(user_id, keep=session)
         plural = "" if count == 1 else "s"
         self.stdout.write(f"Revoked {count} session{plural} of user {user_id!r}{kept}.")
 
-    def revoke_one(self, user_id: str, key: str) -> None:
-        session_key = self.find(user_id, key)
-        if not revoke_session(user_id, session_key):
+    def revoke_one(self, user_id: str, wanted: str) -> None:
+        session = self.find(user_id, wanted)
+        if not revoke_session(user_id, session):
             # Ended since find() saw it (a logout, expiry): nothing to revoke.
-            raise CommandError(f"User {user_id!r} has no session {key!r}.")
-        self.stdout.write(
-            f"Revoked session {session_key[:SHORT_KEY]} of user {user_id!r}."
-        )
+            raise CommandError(f"User {user_id!r} has no session {wanted!r}.")
+        self.stdout.write(f"Revoked session {session.id} of user {user_id!r}.")
 
-    def find(self, user_id: str, key: str) -> str:
-        """The full key of the user's session that is or starts with ``key``."""
-        keys = [s.session_key for s in list_sessions(user_id)]
-        if key in keys:
-            return key
-        matches = [k for k in keys if key and k.startswith(key)]
+    def find(self, user_id: str, wanted: str) -> UserSession:
+        """The user's session whose id is or starts with ``wanted``."""
+        sessions = list_sessions(user_id)
+        matches = [s for s in sessions if s.id == wanted] or [
+            s for s in sessions if wanted and s.id.startswith(wanted)
+        ]
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise CommandError(
-                f"{len(matches)} sessions of user {user_id!r} start with {key!r}; "
-                "give more of the key."
+                f"{len(matches)} sessions of user {user_id!r} start with "
+                f"{wanted!r}; give more of the id."
             )
-        raise CommandError(f"User {user_id!r} has no session {key!r}.")
+        raise CommandError(f"User {user_id!r} has no session {wanted!r}.")
 
 
 def _is_memory_engine() -> bool:
