@@ -338,17 +338,22 @@ def _user_flash(
 
 
 def _session_storage_class() -> type[SessionStorage]:
-    """The class that keeps the messages of ``MESSAGE_STORAGE`` in the session."""
+    """The class that keeps the messages of ``MESSAGE_STORAGE`` in the session
+    and is read at every request: the storage itself, or the first part of a
+    storage made of parts (as ``FallbackStorage`` is), which is always read."""
     name = settings.MESSAGE_STORAGE
     storage_class = import_string(name)
-    if isinstance(storage_class, type) and issubclass(storage_class, SessionStorage):
-        return storage_class
     parts = getattr(storage_class, "storage_classes", ())
+    for candidate in (storage_class, *parts[:1]):
+        if isinstance(candidate, type) and issubclass(candidate, SessionStorage):
+            return candidate
     if any(issubclass(part, SessionStorage) for part in parts):
+        # Django's FallbackStorage reads the session only when the messages
+        # cookie ends with its "not finished" mark.
         why = (
-            "reads the messages kept in the session only when its cookie says "
-            "that more are there, which a request's own overflow does, so a "
-            "message added to the session from outside would not show"
+            "reads the messages it keeps in the session only after its cookie "
+            "overflowed, so a message added there from outside a request "
+            "would not show"
         )
     else:
         why = "keeps no messages on the server, where they can be reached"

@@ -23,6 +23,9 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.contrib.messages.storage.session import SessionStorage
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 
@@ -342,14 +345,15 @@ def test_a_session_logged_out_meanwhile_stays_ended(ada: AbstractBaseUser) -> No
 
 
 @pytest.mark.parametrize(
-    "storage",
+    ("storage", "why"),
     [
-        "django.contrib.messages.storage.cookie.CookieStorage",
-        "django.contrib.messages.storage.fallback.FallbackStorage",
+        ("django.contrib.messages.storage.cookie.CookieStorage", "keeps no messages"),
+        # It reads its session part only when its cookie says it overflowed.
+        ("django.contrib.messages.storage.fallback.FallbackStorage", "overflowed"),
     ],
 )
 def test_a_storage_it_cannot_reach_names_what_would_work(
-    ada: AbstractBaseUser, storage: str
+    ada: AbstractBaseUser, storage: str, why: str
 ) -> None:
     log_in("ada")
     with (
@@ -357,8 +361,24 @@ def test_a_storage_it_cannot_reach_names_what_would_work(
         pytest.raises(ImproperlyConfigured) as raised,
     ):
         flash_user(ada, "x")
-    assert repr(storage) in str(raised.value)
-    assert f"MESSAGE_STORAGE = {SESSION_STORAGE!r}" in str(raised.value)
+    assert f"MESSAGE_STORAGE {storage!r} " in str(raised.value)
+    assert why in str(raised.value)
+    assert f"Use MESSAGE_STORAGE = {SESSION_STORAGE!r}." in str(raised.value)
+
+
+class SessionFirstStorage(FallbackStorage):
+    """The session, then a cookie: the session part is read at every request."""
+
+    storage_classes = (SessionStorage, CookieStorage)
+
+
+def test_a_storage_whose_first_part_is_the_session(ada: AbstractBaseUser) -> None:
+    storage = f"{__name__}.SessionFirstStorage"
+    with override_settings(MESSAGE_STORAGE=storage):
+        laptop = log_in("ada")
+        assert flash_user(ada, "first part") == 1
+        assert flashed(laptop) == [[20, "first part", "info"]]
+        assert flashed(laptop) == []
 
 
 @pytest.mark.parametrize(
