@@ -32,6 +32,8 @@ from django.test import Client, override_settings
 from django_prologue_sessions.backends import memory
 from django_prologue_sessions.backends.redis import store as redis_store
 from django_prologue_sessions.backends.redis import user_changes
+from django_prologue_sessions.backends.redis.connection import SyncRedis
+from django_prologue_sessions.backends.redis.store import SessionStore
 from django_prologue_sessions.flash import aflash_user, flash_user
 from django_prologue_sessions.user_sessions import (
     SessionChange,
@@ -426,3 +428,35 @@ def test_redis_learns_no_session_key_from_it(
     stored = everything_in(redis_client)
     assert any(b"from a task" in item for item in stored)
     assert_no_piece_of(cookies, stored)
+
+
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+def test_many_sessions_a_bounded_page_per_command(
+    engine: str, redis_client: redis.Redis
+) -> None:
+    # Past 128 members a sorted set is no longer one listpack, and ZSCAN
+    # returns it a page at a time.
+    many = 300
+    keys = []
+    for _ in range(many):
+        stored = SessionStore()
+        stored["_auth_user_id"] = "7"
+        stored.save()
+        assert stored.session_key is not None
+        keys.append(stored.session_key)
+    sent: list[tuple[Any, ...]] = []
+    execute = SyncRedis.execute
+
+    def recording(self: SyncRedis, *command: Any, write: bool = False) -> Any:
+        sent.append(command)
+        return execute(self, *command, write=write)
+
+    with mock.patch.object(SyncRedis, "execute", recording):
+        assert flash_user("7", "to every one") == many
+    scans = [c for c in sent if c[0] == "ZSCAN"]
+    reads = [c for c in sent if c[0] == "MGET"]
+    assert len(scans) > 1
+    assert sum(len(c) - 1 for c in reads) == many
+    assert max(len(c) - 1 for c in reads) <= 2 * user_changes.PAGE
+    for key in keys:
+        assert SessionStore(key).load()["_messages"].count("to every one") == 1
