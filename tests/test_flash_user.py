@@ -41,30 +41,21 @@ from django_prologue_sessions.user_sessions import (
     revoke_all,
 )
 from tests import views
+from tests.test_activity import ENGINES, recording_on
 from tests.test_redis_layout import assert_no_piece_of, everything_in
 
 # The module, which the package's flash() function hides.
 flash = importlib.import_module("django_prologue_sessions.flash")
 
 SESSION_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
-ENGINES = ("memory", "redis")
 
 
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
-    name: str = request.param
-    more: dict[str, Any] = {}
-    if name == "redis":
-        request.getfixturevalue("redis_client")  # flushed
-        more["SESSION_REDIS"] = {"url": request.getfixturevalue("redis_url")}
-    memory.SessionStore.clear_all()
-    with override_settings(
-        SESSION_ENGINE=f"django_prologue_sessions.backends.{name}",
-        MESSAGE_STORAGE=SESSION_STORAGE,
-        **more,
-    ):
+    # The whole middleware stack, activity recording too: the sessions hold
+    # what a site's do, and requests save them as a site's would.
+    with recording_on(request, MESSAGE_STORAGE=SESSION_STORAGE) as name:
         yield name
-    memory.SessionStore.clear_all()
 
 
 @pytest.fixture
