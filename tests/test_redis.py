@@ -19,7 +19,7 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
-from django_prologue_sessions.backends._session_keys import session_id
+from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session_id
 from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis.store import SessionStore
 from tests.redis_round_trips import count_round_trips
@@ -315,17 +315,14 @@ async def async_round_trips() -> None:
 def test_a_flushed_script_cache_costs_one_more_round_trip_once(
     store: redis.Redis,
 ) -> None:
-    """Saving a stored session runs a script (a new anonymous one is a SET)."""
-    session = saved_session({"k": 0})
-    session["k"] = 1
-    session.save()
+    """Re-keying a logged-in session runs a script, on every server."""
+    session = saved_session({USER_ID_KEY: "7"})
+    session.cycle_key()
     store.script_flush()
     with count_round_trips() as first:
-        session["k"] = 2
-        session.save()
+        session.cycle_key()
     with count_round_trips() as second:
-        session["k"] = 3
-        session.save()
+        session.cycle_key()
     assert (first, second) == (2, 1)
 
 

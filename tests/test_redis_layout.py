@@ -152,7 +152,7 @@ def test_what_todays_main_wrote_is_unknown(store: redis.Redis) -> None:
     is never read as a session: a clean, empty one, and listing drops it."""
     key = layout.user_tag("7") + "a" * 24
     old_key = f"session:{{{key[:8]}}}{key[8:]}"
-    value = b"1" + layout.user_header(1, 1, "7") + b'j{"_auth_user_id":"7"}'
+    value = b'1@1,1,1:7j{"_auth_user_id":"7"}'  # main's header, as it wrote it
     store.set(old_key, value, ex=300)
     index = layout.index_key("session:", key[:8], "7")
     store.zadd(index, {key: 9e15})

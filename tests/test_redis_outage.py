@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
 from django_prologue_sessions.backends.redis import SessionStore
@@ -260,3 +260,114 @@ def test_async_methods_during_an_outage(
 
     with engine(server, on_unavailable=on_unavailable):
         asyncio.run(scenario())
+
+
+# One timeout per request ------------------------------------------------------
+
+ACTIVITY_MIDDLEWARE = [
+    "django_prologue_sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_prologue_sessions.activity.ActivityMiddleware",
+]
+
+
+def attempts(server: RedisServer) -> tuple[int, int]:
+    """The GETs the server has run, and the connections it has received.
+
+    A command that timed out is run when Redis resumes, and its connection
+    is dropped: a later command opens another, whose handshake times out
+    before the command is sent. So each try after the first is a connection.
+    """
+    client = server.client()
+    try:
+        info = client.execute_command("INFO", "stats", "commandstats")
+    finally:
+        client.close()
+    gets = int(info.get("cmdstat_get", {"calls": 0})["calls"])
+    return gets, int(info["total_connections_received"]) - 1  # less ours
+
+
+def tried_since(before: tuple[int, int], server: RedisServer) -> tuple[int, int]:
+    """The GETs run and connections received since ``before``."""
+    after = attempts(server)
+    return after[0] - before[0], after[1] - before[1] - 1  # less the probe's
+
+
+@contextmanager
+def paused(server: RedisServer) -> Iterator[None]:
+    """Redis frozen (SIGSTOP) in the block: what was sent meanwhile waits."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("on_unavailable", ["raise", "empty"])
+def test_a_failed_load_is_not_retried_by_later_middleware(
+    server: RedisServer, on_unavailable: str
+) -> None:
+    """The view's load times out; ActivityMiddleware, after the view, reads
+    the session again: that read fails at once, with no second GET."""
+    with (
+        engine(server, on_unavailable=on_unavailable, socket_timeout=0.3),
+        override_settings(
+            MIDDLEWARE=ACTIVITY_MIDDLEWARE, PROLOGUE_SESSIONS_ACTIVITY=True
+        ),
+    ):
+        client, cookie = client_with_session(_auth_user_id="1", key="value")
+        client.get("/session/get/")  # the connection is open: the GET is sent
+        before = attempts(server)
+        with paused(server):
+            response = client_with_cookie(cookie).get("/session/get/")
+        assert response.status_code == (500 if on_unavailable == "raise" else 200)
+        assert COOKIE not in response.cookies
+        assert tried_since(before, server) == (1, 0)
+        assert client.get("/session/get/").json()["key"] == "value"
+
+
+def test_an_async_view_fails_after_one_timeout(server: RedisServer) -> None:
+    """Through Django's ASGI handler: the view's aget() times out, then its
+    aset() and ActivityMiddleware's aget() fail at once."""
+
+    async def scenario() -> int:
+        client = AsyncClient(raise_request_exception=False)
+        assert (await client.get("/count/")).content == b"1"  # connected
+        before = attempts(server)
+        with paused(server):
+            response = await client.get("/count/")
+        assert tried_since(before, server) == (1, 0)
+        return response.status_code
+
+    with (
+        engine(server, socket_timeout=0.3),
+        override_settings(
+            MIDDLEWARE=ACTIVITY_MIDDLEWARE,
+            PROLOGUE_SESSIONS_ACTIVITY=True,
+            ROOT_URLCONF="tests.asgi_urls",
+        ),
+    ):
+        assert asyncio.run(scenario()) == 500
+
+
+def test_after_a_failed_load_every_operation_fails_at_once(server: RedisServer) -> None:
+    with engine(server, socket_timeout=0.3):
+        _, cookie = client_with_session(key="value")
+        SessionStore(cookie).load()  # the connection is open: the GET is sent
+        before = attempts(server)
+        session = SessionStore(cookie)
+        with paused(server):
+            for attempt in (
+                lambda: session.get("key"),
+                lambda: session.__setitem__("key", "changed"),
+                session.save,
+                session.cycle_key,
+                session.delete,
+                lambda: session.exists(cookie),
+            ):
+                with pytest.raises(SessionStoreUnavailable, match="Nothing was"):
+                    attempt()
+        assert tried_since(before, server) == (1, 0)
+        assert SessionStore(cookie).load() == {"key": "value"}

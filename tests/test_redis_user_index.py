@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -109,9 +110,14 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
     assert member == sid[8:].encode()  # the id after the index's own tag
     seconds, micros = store.time()
-    expires_ms = seconds * 1000 + micros // 1000 + store.pttl(hash_key)
-    assert abs(score - expires_ms) < 2000  # when it expires, in Redis's clock
-    assert store.ttl(index_key) >= store.ttl(hash_key)
+    now_ms = seconds * 1000 + micros // 1000
+    ttl_ms = store.pttl(hash_key)
+    # The entry ends twice the TTL from now, in Redis's clock; the header says
+    # when in the app server's.
+    assert abs(score - (now_ms + 2 * ttl_ms)) < 2000
+    assert header.saved is not None
+    assert header.indexed_until == header.saved + 2 * settings.SESSION_COOKIE_AGE
+    assert store.ttl(index_key) >= 2 * store.ttl(hash_key) - 1
 
 
 def test_an_anonymous_session_has_no_index_nor_user_part(store: redis.Redis) -> None:
@@ -306,7 +312,7 @@ def test_revoke_checks_each_sessions_owner_not_only_the_index(
     mine = logged_in("7")
     tag = user_tag("7")
     theirs = f"{tag}{'x' * 23}"  # an id
-    value = b"1" + layout.user_header(1, 1, "8") + b'j{"k":"v"}'
+    value = b"1" + layout.user_header(1, 1, 1, "8") + b'j{"k":"v"}'
     store.set(layout.id_key("session:", theirs), value, ex=300)
     store.zadd(index_of("7"), {theirs[8:]: 9e15})
     assert [s.id for s in list_sessions("7")] == [session_id(key_of(mine))]

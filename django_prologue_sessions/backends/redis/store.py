@@ -2,12 +2,24 @@
 
 Loading is one GET; creating, updating and deleting are one command each
 (see ``scripts``). An update applies only if the session still exists, so a
-logout in a concurrent request is never undone, and only if its version is
-the one loaded: when another request saved meanwhile, the update brings back
-the session as it is now, this one's changes are merged into it key by key
+logout in a concurrent request is never undone, and only if it is as it was
+loaded: when another request saved meanwhile, the update brings back the
+session as it is now, this one's changes are merged into it key by key
 (``django_prologue_sessions.merge``) and sent again, so concurrent changes
 to different keys both stay. How a session lies in Redis is ``layout``'s
 business: under its id, a digest of its key, which never reaches Redis.
+
+An update that leaves the user index alone is one native command where the
+server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
+GET EX ttl``, which never creates a missing key and answers with the value
+it found, the current session on a conflict. Whether the server has
+``IFEQ`` is learnt from its first answer, once per connection pool
+(``connection``); older servers run the UPDATE script, with the same
+guarantees. The index is written only when it must be: when the session
+gains, loses or changes its user, or when the session would outlive its
+entry there. An entry is written to last ``INDEX_TTL_FACTOR`` times the
+session's TTL, and the header tells each save until when (see
+``_index_op()``).
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -22,7 +34,7 @@ import re
 import time
 import zlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +63,7 @@ from django_prologue_sessions.backends.base import (
 )
 from django_prologue_sessions.backends.redis import layout, scripts, user_changes
 from django_prologue_sessions.backends.redis.connection import (
+    NO_IFEQ,
     AsyncRedis,
     RedisUnavailable,
     SyncRedis,
@@ -73,12 +86,25 @@ logger = logging.getLogger("django_prologue_sessions.redis")
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
+# A user's index entry is written to last twice the session's TTL, so that
+# the saves in between leave the index alone. It is written again once the
+# session's expiry comes within a quarter of the TTL (and a second) of the
+# entry's, a margin for app servers whose clocks differ (each counts the
+# entry's end in its own clock; Redis scores it in its own).
+INDEX_TTL_FACTOR = 2
 
 
 @dataclass(frozen=True)
 class Write:
     """A script to run (or, with ``script`` None, the command ``args``), and
-    what the session holds once it has run."""
+    what the session holds once it has run.
+
+    An update that can be a native ``SET ... IFEQ`` has ``expected``, the
+    stored value it replaces, and ``version``, the one it writes; it runs the
+    script only where the server lacks ``IFEQ``. Either way the outcome is
+    the script's: the new version, 0 if the session is gone, or the value
+    that another request stored meanwhile.
+    """
 
     script: scripts.LuaScript | None
     keys: list[str]
@@ -90,16 +116,40 @@ class Write:
     user: str | None
     created: int
     creates: bool
+    #: The value after its version: the rest of the header, the session.
+    rest: bytes = b""
+    indexed_until: int | None = None
+    expected: bytes | None = None
+    version: int = 1
 
     def send(self, handle: SyncRedis) -> Any:
+        if self.expected is not None and handle.call.has_ifeq is not False:
+            found = handle.set_if_equal(*self._native())
+            if found is not NO_IFEQ:
+                return self._outcome(found)
         if self.script is None:
             return handle.execute(*self.args, write=True)
         return handle.run_script(self.script, self.keys, self.args)
 
     async def asend(self, handle: AsyncRedis) -> Any:
+        if self.expected is not None and handle.call.has_ifeq is not False:
+            found = await handle.set_if_equal(*self._native())
+            if found is not NO_IFEQ:
+                return self._outcome(found)
         if self.script is None:
             return await handle.execute(*self.args, write=True)
         return await handle.run_script(self.script, self.keys, self.args)
+
+    def value(self, version: int) -> bytes:
+        return b"%d%s" % (version, self.rest)
+
+    def _native(self) -> tuple[str, bytes, bytes | None, int]:
+        return self.keys[0], self.value(self.version), self.expected, self.ttl
+
+    def _outcome(self, found: bytes | None) -> Any:
+        if found is None:
+            return 0  # gone: SET ... IFEQ never creates the key
+        return self.version if found == self.expected else found
 
 
 @dataclass(frozen=True)
@@ -121,6 +171,10 @@ class SessionStore(ServerSessionBase):
         # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
         self._version: str | None = None
+        # The value as loaded or last written, which SET ... IFEQ expects.
+        self._stored_value: bytes | None = None
+        # Until when the session's index entry lasts (the header's word).
+        self._indexed_until: int | None = None
         # The session as loaded or last written (serialized): what this
         # instance changed is told against it when a save meets a conflict.
         self._stored_body: bytes | None = None
@@ -139,6 +193,9 @@ class SessionStore(ServerSessionBase):
         # The last key whose id was asked for, and that id (a digest: made
         # once, though a request loads and saves).
         self._known_id = ("", "")
+        # The first time Redis failed this store: every later command fails
+        # at once, so that a request waits out one socket_timeout at most.
+        self._failure: RedisUnavailable | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -183,7 +240,7 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = sync_redis().execute("GET", self._redis_key_of(self.session_key))
+            raw = self._redis().execute("GET", self._redis_key_of(self.session_key))
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -193,7 +250,7 @@ class SessionStore(ServerSessionBase):
             return {}
         try:
             key = self._redis_key_of(self.session_key)
-            raw = await async_redis().execute("GET", key)
+            raw = await self._aredis().execute("GET", key)
         except RedisUnavailable as exc:
             return self._load_failed(exc)
         return self._decode(raw)
@@ -203,18 +260,18 @@ class SessionStore(ServerSessionBase):
             return False
         assert session_key is not None
         try:
-            return bool(sync_redis().execute("EXISTS", self.redis_key(session_key)))
+            return bool(self._redis().execute("EXISTS", self.redis_key(session_key)))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
 
     async def aexists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
             return False
         assert session_key is not None
         try:
-            found = await async_redis().execute("EXISTS", self.redis_key(session_key))
+            found = await self._aredis().execute("EXISTS", self.redis_key(session_key))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
         return bool(found)
 
     # Writing ---------------------------------------------------------------
@@ -233,7 +290,7 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = write.send(sync_redis())
+                done = write.send(self._redis())
             except RedisUnavailable as exc:
                 return self._write_failed(exc)
             write = self._written(write, done, must_create)
@@ -255,7 +312,7 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = await write.asend(async_redis())
+                done = await write.asend(self._aredis())
             except RedisUnavailable as exc:
                 return self._write_failed(exc)
             write = self._written(write, done, must_create)
@@ -283,11 +340,11 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = sync_redis().run_script(
+                moved = self._redis().run_script(
                     scripts.RENAME, rename.keys, rename.args
                 )
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+                raise self._failed(exc, write=True) from exc.error
             if self._renamed(moved, rename):
                 return
             rename = self._plan_rename()
@@ -304,11 +361,11 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                moved = await async_redis().run_script(
+                moved = await self._aredis().run_script(
                     scripts.RENAME, rename.keys, rename.args
                 )
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+                raise self._failed(exc, write=True) from exc.error
             if self._renamed(moved, rename):
                 return
             rename = self._plan_rename()
@@ -454,7 +511,7 @@ class SessionStore(ServerSessionBase):
         old = self._persisted_key()
         self._session_key = self._unsaved_key = self.new_session_key()
         self._session_cache = data
-        self._version = None
+        self._version = self._stored_value = None
         self._stored_body = None
         self._stored_user = None
         self._created_ttl = None
@@ -484,6 +541,8 @@ class SessionStore(ServerSessionBase):
             new_member=layout.member(new_id),
             now=now,
             ttl=ttl,
+            index_ttl=INDEX_TTL_FACTOR * ttl,
+            indexed_until=now + INDEX_TTL_FACTOR * ttl,
         )
         return Rename(new, keys, args, now, ttl)
 
@@ -499,6 +558,13 @@ class SessionStore(ServerSessionBase):
         self._session_key = rename.new_key
         self._created_ttl = rename.ttl if moved else None
         self._created_at = rename.now
+        if self._stored_value is not None and self._stored_user is not None:
+            # As the script rewrote it, unless another save came between.
+            args = dict(zip(scripts.RENAME.head, rename.args, strict=True))
+            self._stored_value = layout.restamp(
+                self._stored_value, rename.now, args["indexed_until"]
+            )
+            self._indexed_until = args["indexed_until"]
         self.modified = True
         return True
 
@@ -545,40 +611,70 @@ class SessionStore(ServerSessionBase):
             # middleware's save): Redis already holds exactly this.
             return None
         keys = [self._redis_key_of(key)]
-        now = int(_now())
-        created = now if new or self._created_at is None else self._created_at
-        indexed = user is not None and current_options().user_index
+        now = _now()
+        stamp = int(now)
+        created = stamp if new or self._created_at is None else self._created_at
+        index_op, until = self._index_op(user, new, now, ttl)
         head = b""
-        if indexed:
+        if index_op != "":
+            stored_user = user if index_op == "a" else self._stored_user
+            assert stored_user is not None
+            keys.append(self.index_key(key[:TAG_LENGTH], stored_user))
+        if until is not None:
             assert user is not None
-            keys.append(self.index_key(key[:TAG_LENGTH], user))
-            head = layout.user_header(created, now, user)
+            head = layout.user_header(created, stamp, until, user)
         rest = head + self._codec.pack(body)
+        index_ttl = 0 if until is None else until - stamp
+        write = Write(None, keys, [], data, body, ttl, user, created, new, rest, until)
         if new:
-            value = b"1" + rest
-            if indexed or ttl <= 0:  # SET's EX takes no expired TTL
-                member = layout.member(self._id_of(key)) if indexed else ""
-                args = scripts.CREATE.argv(ttl=ttl, member=member, value=value)
-                script: scripts.LuaScript | None = scripts.CREATE
-            else:
-                args, script = ["SET", keys[0], value, "NX", "EX", ttl], None
-            return Write(script, keys, args, data, body, ttl, user, now, creates=True)
-        index_op = "a" if indexed else ""
-        had_index = self._stored_user is not None and current_options().user_index
-        if not indexed and had_index:
-            assert self._stored_user is not None
-            keys.append(self.index_key(key[:TAG_LENGTH], self._stored_user))
-            index_op = "r"
+            if index_op or ttl <= 0:  # SET's EX takes no expired TTL
+                args = scripts.CREATE.argv(
+                    ttl=ttl,
+                    member=layout.member(self._id_of(key)) if index_op else "",
+                    value=write.value(1),
+                    index_ttl=index_ttl,
+                )
+                return replace(write, script=scripts.CREATE, args=args)
+            args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
+            return replace(write, args=args)
         args = scripts.UPDATE.argv(
             ttl=ttl,
             expected=self._version or "",
             unversioned=rest,
             index_op=index_op,
             member=layout.member(self._id_of(key)) if index_op else "",
+            index_ttl=index_ttl,
         )
-        return Write(
-            scripts.UPDATE, keys, args, data, body, ttl, user, created, creates=False
+        write = replace(write, script=scripts.UPDATE, args=args)
+        if index_op or ttl <= 0 or self._version is None:
+            return write
+        return replace(
+            write, expected=self._stored_value, version=int(self._version) + 1
         )
+
+    def _index_op(
+        self, user: str | None, new: bool, now: float, ttl: int
+    ) -> tuple[str, int | None]:
+        """What a save does to the user index, and until when the session's
+        entry there lasts once it is done (None: the session is not indexed).
+
+        ``"a"`` (re)writes the entry, ``"r"`` removes it, ``""`` leaves the
+        index alone: a session that keeps its user whose entry outlasts its
+        new expiry by the margin of ``INDEX_TTL_FACTOR``'s comment.
+        """
+        options = current_options()
+        if user is None or not options.user_index:
+            had_index = not new and self._stored_user is not None
+            return ("r" if had_index and options.user_index else ""), None
+        until = self._indexed_until
+        if (
+            not new
+            and user == self._stored_user
+            and until is not None
+            and now + ttl + ttl // 4 + 1 <= until
+        ):
+            return "", until
+        return "a", int(now) + INDEX_TTL_FACTOR * ttl
 
     def _written(self, write: Write, done: Any, must_create: bool) -> Write | None:
         """Take in the outcome of ``write``: None when done, ``NEW_KEY`` if a
@@ -591,6 +687,8 @@ class SessionStore(ServerSessionBase):
                 return NEW_KEY  # any other new key will do
             raise CreateError if write.creates else UpdateError
         self._version = "1" if write.creates else str(done)
+        self._stored_value = write.value(int(self._version))
+        self._indexed_until = write.indexed_until
         self._stored_body = write.body
         self._stored_user = write.user
         self._created_at = write.created
@@ -613,7 +711,7 @@ class SessionStore(ServerSessionBase):
         if not deleted:
             raise UpdateError  # deleted meanwhile (revoked, logged out)
         self._session_key = None
-        self._version = None
+        self._version = self._stored_value = None
         self._stored_body = None
         self._stored_user = None
 
@@ -642,9 +740,9 @@ class SessionStore(ServerSessionBase):
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
         number of sessions deleted (0 or 1)."""
-        handle = sync_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._redis()
             if script is None:
                 key = self._redis_key_of(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
@@ -653,20 +751,20 @@ class SessionStore(ServerSessionBase):
         except RedisUnavailable as exc:
             # Even in "empty" mode: a logout that silently did not happen
             # would leave the session usable by whoever holds the cookie.
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     async def _adelete_key(self, session_key: str, user: str | None) -> int:
-        handle = async_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._aredis()
             if script is None:
                 key = self._redis_key_of(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)
         except RedisUnavailable as exc:
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     def _decode(self, raw: bytes | None) -> dict[str, Any]:
@@ -679,10 +777,11 @@ class SessionStore(ServerSessionBase):
         except ValueError:
             # Not written by this engine: replaced, unread, by the next save.
             logger.warning("Session value could not be decoded")
-            self._version = self._stored_body = None
+            self._version = self._stored_body = self._stored_value = None
             self._stored_user = self._created_at = None
             return {}
         self._version, self._created_at = header.version, header.created
+        self._stored_value, self._indexed_until = raw, header.indexed_until
         try:
             self._stored_body = self._codec.unpack(form, body)
         except (ValueError, zlib.error):
@@ -703,9 +802,26 @@ class SessionStore(ServerSessionBase):
             logger.warning("Session data could not be decoded")
             return {}
 
+    def _redis(self) -> SyncRedis:
+        """The process's handle, unless Redis failed this store already."""
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return sync_redis()
+
+    def _aredis(self) -> AsyncRedis:
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return async_redis()
+
+    def _failed(self, exc: RedisUnavailable, write: bool = False) -> Exception:
+        """Remember that Redis failed; the error to raise."""
+        self._failure = self._failure or exc
+        return unavailable(exc, write)
+
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
+        self._failure = self._failure or exc
         logger.warning(
             "Redis is unavailable (%s); serving an empty session that will not "
             "be saved.",
@@ -718,7 +834,8 @@ class SessionStore(ServerSessionBase):
 
     def _write_failed(self, exc: RedisUnavailable) -> None:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
+        self._failure = self._failure or exc
         if exc.maybe_sent:
             logger.warning(
                 "Redis did not answer in time (%s); the session may or may not "

@@ -105,8 +105,9 @@ class UserSessionsChange:
             return None  # now another user's, or no user's
         if not self.change(data):
             return None
-        assert header.saved is not None
-        head = layout.user_header(header.created, header.saved, header.user)
+        # The header as it is, byte for byte: its dates and how long the
+        # index entry lasts stay, with the TTL.
+        head = value[len(header.version) : len(value) - len(body) - 1]
         rest = head + self.codec.pack(self.codec.dumps(data))
         return Change(key, header.version, rest)
 
