@@ -438,9 +438,9 @@ def test_many_sessions_a_bounded_page_per_command(
     sent: list[tuple[Any, ...]] = []
     execute = SyncRedis.execute
 
-    def recording(self: SyncRedis, *command: Any, write: bool = False) -> Any:
+    def recording(self: SyncRedis, *command: Any, **options: Any) -> Any:
         sent.append(command)
-        return execute(self, *command, write=write)
+        return execute(self, *command, **options)
 
     with mock.patch.object(SyncRedis, "execute", recording):
         assert flash_user("7", "to every one") == many

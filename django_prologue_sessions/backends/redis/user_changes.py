@@ -1,16 +1,18 @@
 """Changing a user's stored sessions from outside their requests.
 
 ``flash_user()`` uses it: for each session of the user, read it, apply a
-change to its data, and write it back only if it is still stored at the
-version read (the ``CHANGE`` script), keeping its TTL, header and index
-entry. A session saved meanwhile comes back from the script as it is now:
-the change is applied to that and sent again. A session that ended stays
-ended. A request that loaded the session before the change and saves it
-after meets a new version, and merges as with any concurrent save.
+change to its data, and write it back, as its next version, only if it is
+still stored as read, keeping its TTL, header and index entry: a native
+``SET ... IFEQ ... KEEPTTL`` where the server has it, as the engine's saves
+are, else the ``CHANGE`` script. A session saved meanwhile comes back from
+the write as it is now: the change is applied to that and sent again. A
+session that ended stays ended. A request that loaded the session before
+the change and saves it after meets a new version, and merges as with any
+concurrent save.
 
 The work is bounded per command: the user's index is read a page at a time
 (``ZSCAN``), a page's sessions in one ``MGET`` (they share the index's hash
-tag, so one cluster slot), then one ``CHANGE`` per session.
+tag, so one cluster slot), then one write per session.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from django_prologue_sessions.backends.base import SAVE_ATTEMPTS, still_changing
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
+    NO_IFEQ,
     AsyncRedis,
     SyncRedis,
     current_options,
@@ -38,21 +41,43 @@ PAGE = 100
 
 @dataclass(frozen=True)
 class Change:
-    """The ``CHANGE`` of one session: its key and the script's arguments."""
+    """The conditional write of one changed session: ``value``, to replace
+    ``expected`` (the value read) as its next version."""
 
     key: str
-    expected: str
+    expected: bytes
+    version: str
     unversioned: bytes
 
+    @property
+    def value(self) -> bytes:
+        return b"%d%s" % (int(self.version) + 1, self.unversioned)
+
     def send(self, handle: SyncRedis) -> Any:
-        return handle.run_script(scripts.CHANGE, [self.key], self.args)
+        # As the engine saves: a native SET ... IFEQ where the server has it
+        # (keeping the TTL), else the CHANGE script.
+        if handle.call.has_ifeq is not False:
+            found = handle.set_if_equal(self.key, self.value, self.expected, None)
+            if found is not NO_IFEQ:
+                return self._outcome(found)
+        return handle.run_script(scripts.CHANGE, [self.key], self._args())
 
     async def asend(self, handle: AsyncRedis) -> Any:
-        return await handle.run_script(scripts.CHANGE, [self.key], self.args)
+        if handle.call.has_ifeq is not False:
+            found = await handle.set_if_equal(self.key, self.value, self.expected, None)
+            if found is not NO_IFEQ:
+                return self._outcome(found)
+        return await handle.run_script(scripts.CHANGE, [self.key], self._args())
 
-    @property
-    def args(self) -> list[Any]:
-        return scripts.CHANGE.argv(expected=self.expected, unversioned=self.unversioned)
+    def _args(self) -> list[Any]:
+        return scripts.CHANGE.argv(expected=self.version, unversioned=self.unversioned)
+
+    def _outcome(self, found: bytes | None) -> Any:
+        """The native answer as the script's: 0 if gone (IFEQ never creates
+        the key), 1 if written, or the value stored meanwhile."""
+        if found is None:
+            return 0
+        return 1 if found == self.expected else found
 
 
 class UserSessionsChange:
@@ -109,7 +134,7 @@ class UserSessionsChange:
         # index entry lasts stay, with the TTL.
         head = value[len(header.version) : len(value) - len(body) - 1]
         rest = head + self.codec.pack(self.codec.dumps(data))
-        return Change(key, header.version, rest)
+        return Change(key, value, header.version, rest)
 
     def written(self, change: Change, reply: Any) -> Change | None:
         """Take in the script's reply: None when done, or the next change."""
