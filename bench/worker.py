@@ -233,8 +233,9 @@ class Worker:
 
     def store_times(self, number: int, repeats: int) -> dict[str, float] | None:
         """µs per call of the engine's own ``save()`` of a new session and
-        ``load()`` of it, with no request around them: the fastest of
-        ``repeats`` runs of ``number`` calls, as ``timeit`` advises."""
+        ``load()`` of it, with no request around them (and, for the Redis
+        engine, of ``session_id()``, which names the session in Redis): the
+        fastest of ``repeats`` runs of ``number`` calls, as ``timeit`` advises."""
         if not self.engine.module:
             return None
         from bench.urls import SESSION
@@ -264,7 +265,12 @@ class Worker:
         key = save()
         loading = best_of(lambda: store_class(key).load(), fresh=False)
         self.reset()
-        return {"save": saving, "load": loading}
+        times = {"save": saving, "load": loading}
+        if self.engine.name == "prologue-redis":  # a SHA-256 a key a request uses
+            from django_prologue_sessions.user_sessions import session_id
+
+            times["session_id"] = best_of(lambda: session_id(key), fresh=False)
+        return times
 
     def profile(self, scenario: str, requests: int, top: int = 30) -> str:
         """cProfile's view of ``requests`` requests: by cumulative time, then own."""

@@ -22,6 +22,7 @@ from django.test import Client, override_settings
 
 from django_prologue_sessions.backends import _session_keys
 from django_prologue_sessions.backends.redis import layout
+from django_prologue_sessions.backends.redis import store as store_module
 from django_prologue_sessions.backends.redis.store import SessionStore
 from django_prologue_sessions.user_sessions import (
     list_sessions,
@@ -29,6 +30,7 @@ from django_prologue_sessions.user_sessions import (
     revoke_session,
     session_id,
 )
+from tests.redis_server import free_port
 from tests.test_activity import FIREFOX, MIDDLEWARE
 
 pytestmark = pytest.mark.redis
@@ -140,6 +142,13 @@ def test_redis_never_holds_a_session_key(
     store.set(SessionStore.redis_key(made_keys[-1]), b"garbage")
     assert SessionStore(made_keys[-1]).load() == {}
     assert "could not be decoded" in caplog.text
+    down = {"url": f"redis://127.0.0.1:{free_port()}/0", "on_unavailable": "empty"}
+    with override_settings(SESSION_REDIS=down):
+        session = SessionStore(made_keys[-1])
+        session["cart"] = "lost"
+        session.save()
+    assert "Redis is unavailable" in caplog.text
+    assert "not saved" in caplog.text
     assert_no_piece_of(made_keys, [r.getMessage() for r in caplog.records])
 
 
@@ -152,7 +161,8 @@ def test_what_todays_main_wrote_is_unknown(store: redis.Redis) -> None:
     is never read as a session: a clean, empty one, and listing drops it."""
     key = layout.user_tag("7") + "a" * 24
     old_key = f"session:{{{key[:8]}}}{key[8:]}"
-    value = b'1@1,1,1:7j{"_auth_user_id":"7"}'  # main's header, as it wrote it
+    # As main wrote it before ids: @created,saved,length:user.
+    value = b'1@1,1,1:7j{"_auth_user_id":"7"}'
     store.set(old_key, value, ex=300)
     index = layout.index_key("session:", key[:8], "7")
     store.zadd(index, {key: 9e15})
@@ -181,3 +191,68 @@ def test_ids_survive_a_secret_key_rotation(store: redis.Redis) -> None:
         assert session_id(key) == old_id
         assert SessionStore(key).load() == {"_auth_user_id": "7"}
         assert [s.id for s in list_sessions("7")] == [old_id]
+
+
+def test_an_id_costs_no_more_bytes_than_the_key_in_clear_did(
+    store: redis.Redis,
+) -> None:
+    session = SessionStore()
+    session.update({"_auth_user_id": "7", "cart": ["book"]})
+    session.save()
+    key = session.session_key
+    assert key is not None
+    new_key, index = (
+        SessionStore.redis_key(key),
+        layout.index_key("session:", key[:8], "7"),
+    )
+    # The same session and index entry as the older layout held them (the
+    # index under a name as long).
+    old_key = f"session:{{{key[:8]}}}{key[8:]}"
+    old_index = layout.index_key("session:", key[:8], "8")
+    store.set(old_key, store.get(new_key), ex=300)
+    store.zadd(old_index, {key: store.zrange(index, 0, -1, withscores=True)[0][1]})
+    sizes = {
+        name: store.memory_usage(name, samples=0)
+        for name in (new_key, old_key, index, old_index)
+    }
+    assert sizes[new_key] <= sizes[old_key]
+    assert sizes[index] <= sizes[old_index]
+
+
+@pytest.fixture
+def digests() -> Iterator[list[str]]:
+    """The keys the engine digests (``session_id()``), one entry a digest."""
+    digested: list[str] = []
+
+    def counting(session_key: str) -> str:
+        digested.append(session_key)
+        return session_id(session_key)
+
+    with (
+        mock.patch.object(store_module, "session_id", counting),
+        mock.patch.object(layout, "session_id", counting),
+    ):
+        yield digested
+
+
+def test_a_request_digests_each_key_it_uses_once(
+    store: redis.Redis, digests: list[str]
+) -> None:
+    """A SHA-256 costs CPU: each key a request loads, saves or deletes is
+    digested once (login and cycle_key() use two keys, the old and the new)."""
+    get_user_model().objects.create_user(username="ada")
+    client = Client()
+    counts: dict[str, int] = {}
+    for name, request in [
+        ("create", lambda: client.get("/session/set/", {"cart": "book"})),
+        ("read", lambda: client.get("/session/read/")),
+        ("modify", lambda: client.get("/session/set/", {"cart": "pen"})),
+        ("login", lambda: client.post("/account/login/", {"username": "ada"})),
+        ("modify", lambda: client.get("/session/set/", {"cart": "ink"})),
+        ("cycle_key", lambda: client.get("/session/cycle/")),
+    ]:
+        digests.clear()
+        assert request().status_code == 200
+        assert len(set(digests)) == len(digests), name
+        counts[name] = len(digests)
+    assert counts == {"create": 1, "read": 1, "modify": 1, "login": 2, "cycle_key": 2}

@@ -66,8 +66,9 @@ def session_id(session_key: str) -> str:
     """
     digest = _ID_HASH.copy()
     digest.update(session_key.encode())
-    encoded = b2a_base64(digest.digest()[:18], newline=False)
-    return session_key[:TAG_LENGTH] + encoded[:23].translate(_URL_SAFE).decode()
+    # 23 characters of base64 are the first 138 bits of the digest.
+    encoded = b2a_base64(digest.digest())[:23].translate(_URL_SAFE)
+    return session_key[:TAG_LENGTH] + encoded.decode()
 
 
 def session_user_id(session: dict[str, Any]) -> str | None:

@@ -94,6 +94,9 @@ _POOL_EXHAUSTED = ("Too many connections", "No connection available")
 class Call:
     """The decisions a command needs, made once for the sync and async handles."""
 
+    #: Whether the server takes ``SET ... IFEQ``: None until its first answer.
+    has_ifeq: bool | None = None
+
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
         # Retried once at once: a connection the server dropped, a failover.
@@ -101,8 +104,6 @@ class Call:
         self.retry_on: tuple[type[Exception], ...] = (
             UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
         )
-        # Whether the server takes SET ... IFEQ: None until its first answer.
-        self.has_ifeq: bool | None = None
 
     def conditional_set(
         self, key: Any, value: Any, expected: Any, ttl: int | None

@@ -29,9 +29,9 @@ Every key a script is given hashes to one Redis Cluster slot: a session's
 hash tag is the first 8 characters of its id (those of its session key),
 which for a user's session are the user's tag, the hash tag of that user's
 index too. A member of an index is the rest of a session's id: no script
-ever sees a session key. The write scripts get
-all their keys in ``KEYS``. The list and revoke scripts reach a user's
-sessions through the index (``KEYS[1]``): each member's key is named by the
+ever sees a session key. The write scripts get all their keys in ``KEYS``.
+The list and revoke scripts reach a user's sessions through the index
+(``KEYS[1]``): each member's key is named by the
 index's own hash tag, so it lies in the same slot, which Redis Cluster allows
 although those keys are not declared (the keys are not known before the
 index is read, and reading it first would let a session slip through between
@@ -174,8 +174,8 @@ local indexed_until = ARGV[6]
 -- KEYS: a user's session, the name it moves to, and the user's index (if
 -- the index is on), where member and new_member, from the old and the new
 -- session id, are its entries. Both names carry the same hash tag. Under its
--- new key the session counts as created and saved at now, and expires in ttl;
--- its index entry lasts index_ttl seconds, until indexed_until (as the
+-- new key the session counts as created and saved at now, and expires in
+-- ttl; its index entry lasts index_ttl seconds, until indexed_until (as the
 -- header says, layout.restamp()).
 """
     + _INDEX_SESSION

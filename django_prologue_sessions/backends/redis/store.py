@@ -155,13 +155,16 @@ class Write:
 @dataclass(frozen=True)
 class Rename:
     """The RENAME script's keys and arguments that move a logged-in session
-    to ``new_key``, created at ``now`` and expiring in ``ttl``."""
+    to ``new_key`` (whose id is ``new_id``), created at ``now``, expiring in
+    ``ttl`` and indexed until ``indexed_until``."""
 
     new_key: str
+    new_id: str
     keys: list[str]
     args: list[Any]
     now: int
     ttl: int
+    indexed_until: int
 
 
 class SessionStore(ServerSessionBase):
@@ -433,20 +436,14 @@ class SessionStore(ServerSessionBase):
         for tag in user_tags(user_id):
             members: list[str] = []
             if session_ids is not None:
-                members = [
-                    layout.member(sid)
-                    for sid in session_ids
-                    if isinstance(sid, str)
-                    and is_session_id(sid)
-                    and sid.startswith(tag)
-                ]
+                members = _members(session_ids, tag)
                 if not members:
                     continue
             args = scripts.REVOKE.argv(
                 members,
                 head=layout.index_head(prefix, tag),
                 user=user_id,
-                keep=layout.member(keep) if keep and keep.startswith(tag) else "",
+                keep="".join(_members([keep], tag)),
             )
             try:
                 ended += handle.run_script(
@@ -535,16 +532,17 @@ class SessionStore(ServerSessionBase):
         keys = [layout.id_key(prefix, old_id), layout.id_key(prefix, new_id)]
         if current_options().user_index:
             keys.append(self.index_key(tag, user))
-        now, ttl = int(_now()), self._expiry_age()
+        ttl, now = self._expiry_age(), int(_now())
+        until = now + INDEX_TTL_FACTOR * ttl
         args = scripts.RENAME.argv(
             member=layout.member(old_id),
             new_member=layout.member(new_id),
             now=now,
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
-            indexed_until=now + INDEX_TTL_FACTOR * ttl,
+            indexed_until=until,
         )
-        return Rename(new, keys, args, now, ttl)
+        return Rename(new, new_id, keys, args, now, ttl, until)
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
@@ -556,15 +554,15 @@ class SessionStore(ServerSessionBase):
         if moved == -1:
             return False
         self._session_key = rename.new_key
+        self._known_id = (rename.new_key, rename.new_id)
         self._created_ttl = rename.ttl if moved else None
         self._created_at = rename.now
         if self._stored_value is not None and self._stored_user is not None:
             # As the script rewrote it, unless another save came between.
-            args = dict(zip(scripts.RENAME.head, rename.args, strict=True))
             self._stored_value = layout.restamp(
-                self._stored_value, rename.now, args["indexed_until"]
+                self._stored_value, rename.now, rename.indexed_until
             )
-            self._indexed_until = args["indexed_until"]
+            self._indexed_until = rename.indexed_until
         self.modified = True
         return True
 
@@ -848,6 +846,16 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def _members(session_ids: Collection[Any], tag: str) -> list[str]:
+    """The index members of the ids that can name sessions with ``tag``
+    (anything else, a session key included, never reaches Redis)."""
+    return [
+        layout.member(sid)
+        for sid in session_ids
+        if isinstance(sid, str) and is_session_id(sid) and sid.startswith(tag)
+    ]
 
 
 def _need_user_index(what: str) -> None:
