@@ -163,6 +163,14 @@ def test_the_async_twin_from_an_async_task(users: dict[str, AbstractBaseUser]) -
     assert flashed(bob) == []
 
 
+def test_from_a_request_its_own_session_shows_it_next(ada: AbstractBaseUser) -> None:
+    laptop, phone = log_in("ada"), log_in("ada")
+    assert laptop.get("/messages/flash-own-user/").json() == 2
+    for client in (laptop, phone):
+        assert flashed(client) == [[20, "everywhere", "info"]]
+    assert session(laptop)["cart"] == "book"  # the request's own change too
+
+
 def test_a_user_with_no_session_is_reached_nowhere(ada: AbstractBaseUser) -> None:
     log_in("bob")
     assert flash_user(ada, "nobody there") == 0

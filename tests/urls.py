@@ -20,6 +20,7 @@ urlpatterns = [
     path("session/cycle-later/", views.session_cycle_later),
     path("session/set-later/", views.session_set_later),
     path("messages/read-later/", views.messages_read_later),
+    path("messages/flash-own-user/", views.flash_own_user),
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
     path("account/sessions/", include("django_prologue_sessions.urls")),

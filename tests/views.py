@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model, login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from django_prologue_sessions.flash import get_flashed
+from django_prologue_sessions.flash import flash_user, get_flashed
 
 
 def session_set(request: HttpRequest) -> HttpResponse:
@@ -99,3 +99,12 @@ def messages_read_later(request: HttpRequest) -> JsonResponse:
     texts = [str(message) for message in get_flashed(request)]
     _hold()
     return JsonResponse(texts, safe=False)
+
+
+def flash_own_user(request: HttpRequest) -> JsonResponse:
+    """Flash the signed-in user everywhere, this session included, while
+    this request changes its session too."""
+    request.session["cart"] = "book"
+    return JsonResponse(
+        flash_user(request.session["_auth_user_id"], "everywhere"), safe=False
+    )
