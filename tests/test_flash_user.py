@@ -34,6 +34,7 @@ from django_prologue_sessions.backends.redis import store as redis_store
 from django_prologue_sessions.backends.redis import user_changes
 from django_prologue_sessions.backends.redis.connection import SyncRedis
 from django_prologue_sessions.backends.redis.store import SessionStore
+from django_prologue_sessions.exceptions import SessionStoreUnavailable
 from django_prologue_sessions.flash import aflash_user, flash_user
 from django_prologue_sessions.user_sessions import (
     SessionChange,
@@ -41,6 +42,7 @@ from django_prologue_sessions.user_sessions import (
     revoke_all,
 )
 from tests import views
+from tests.redis_server import free_port
 from tests.test_activity import ENGINES, recording_on
 from tests.test_redis_layout import assert_no_piece_of, everything_in
 
@@ -459,3 +461,26 @@ def test_many_sessions_a_bounded_page_per_command(
     assert max(len(c) - 1 for c in reads) <= 2 * user_changes.PAGE
     for key in keys:
         assert SessionStore(key).load()["_messages"].count("to every one") == 1
+
+
+@pytest.mark.parametrize("on_unavailable", ["raise", "empty"])
+def test_redis_down_is_a_clear_error(on_unavailable: str) -> None:
+    # Even in "empty" mode, which serves requests: a task learns that its
+    # message reached no one.
+    down = {
+        "url": f"redis://127.0.0.1:{free_port()}/0",
+        "socket_timeout": 0.5,
+        "on_unavailable": on_unavailable,
+    }
+    calls: list[Callable[[], int]] = [
+        lambda: flash_user("7", "nobody hears"),
+        lambda: asyncio.run(aflash_user("7", "nobody hears")),
+    ]
+    with override_settings(
+        SESSION_ENGINE="django_prologue_sessions.backends.redis",
+        SESSION_REDIS=down,
+        MESSAGE_STORAGE=SESSION_STORAGE,
+    ):
+        for call in calls:
+            with pytest.raises(SessionStoreUnavailable, match="Nothing was written"):
+                call()
