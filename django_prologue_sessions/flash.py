@@ -28,21 +28,19 @@ from django.contrib.messages.storage.base import BaseStorage, Message
 from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.messages.utils import get_level_tags
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
-
-from django_prologue_sessions.user_sessions import (
-    SessionChange,
-    SupportsSessionChanges,
-    engine_supporting,
-    user_id_of,
-)
 
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from django.db.models import Model
     from django.utils.functional import _StrOrPromise
+
+    from django_prologue_sessions.user_sessions import (
+        SessionChange,
+        SupportsSessionChanges,
+    )
 
 __all__ = [
     "aflash",
@@ -306,9 +304,13 @@ def _user_flash(
     """The engine, the user's id, and the change that adds the message to a
     session's data (None if the storage drops it: empty, or below
     ``MESSAGE_LEVEL``). Raises on a setup that cannot deliver it."""
+    # Imported here: the package root imports this module, and need not load
+    # the user index's machinery (models, activity) for flash().
+    from django_prologue_sessions.user_sessions import engine_supporting, user_id_of
+
     storage_class = _session_storage_class()
     engine = cast(
-        SupportsSessionChanges,
+        "SupportsSessionChanges",
         engine_supporting(
             ("change_user_sessions", "achange_user_sessions"),
             "flash messages to",
