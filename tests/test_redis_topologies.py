@@ -511,7 +511,7 @@ def test_a_users_sessions_and_index_in_each_topology(
         # one MGET (one slot), then a CHANGE per session.
         with override_settings(MESSAGE_STORAGE=SESSION_MESSAGES):
             assert flash_user(user, "sync") == 3
-            assert asyncio.run(aflash_user(user, "async")) == 3
+            assert asyncio.run(async_flash(user, "async")) == 3
         for key in keys:
             stored = SessionStore(key)["_messages"]
             assert (stored.count('"sync"'), stored.count('"async"')) == (1, 1)
@@ -520,6 +520,13 @@ def test_a_users_sessions_and_index_in_each_topology(
         listed = {s.id for s in SessionStore.list_user_sessions(user)}
         assert listed == {session_id(kept)}
         assert SessionStore(kept)["device"] in ("phone", "laptop")
+
+
+async def async_flash(user: str, message: str) -> int:
+    try:
+        return await aflash_user(user, message)
+    finally:
+        await _close_async_clients()
 
 
 async def async_login(user: str) -> None:
