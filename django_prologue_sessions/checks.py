@@ -6,12 +6,14 @@ tests assert, so that users can silence one with ``SILENCED_SYSTEM_CHECKS``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info
+from django.core.checks import CheckMessage, Error, Info, Warning
+from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.conf import app_settings, is_positive_int
 
@@ -30,7 +32,8 @@ def check_settings(
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity.
+# E040-E049 flash messages, E050-E059 session activity and the sessions pages.
+# A warning or info takes the next number of its range, as an error does.
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 
@@ -213,6 +216,7 @@ def _check_cookie_settings() -> list[CheckMessage]:
                 id="django_prologue_sessions.E003",
             )
         )
+    errors.extend(_check_cookie_secret_key())
     if settings.SESSION_ENGINE == OUR_ENGINES + "signed_cookies":
         # The client holds the session: a serializer that is not JSON (pickle)
         # turns a leaked SECRET_KEY into code execution on the server.
@@ -233,3 +237,122 @@ def _check_cookie_settings() -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def _check_cookie_secret_key() -> list[CheckMessage]:
+    """A signed-cookie session is as safe as SECRET_KEY: whoever has the key
+    writes any session, logged in as anyone. Django warns of a weak key under
+    ``check --deploy`` only; with this engine, warn in every check run."""
+    from django.core.checks.security import base as security
+
+    from django_prologue_sessions.user_sessions import SIGNED_COOKIE_ENGINES
+
+    if settings.SESSION_ENGINE not in SIGNED_COOKIE_ENGINES or settings.DEBUG:
+        return []
+    min_length = getattr(security, "SECRET_KEY_MIN_LENGTH", 50)
+    min_unique = getattr(security, "SECRET_KEY_MIN_UNIQUE_CHARACTERS", 5)
+    prefix = getattr(security, "SECRET_KEY_INSECURE_PREFIX", "django-insecure-")
+
+    def weak(key: object) -> bool:
+        return isinstance(key, str) and (
+            len(key) < min_length
+            or len(set(key)) < min_unique
+            or key.startswith(prefix)
+        )
+
+    try:
+        keys = [("SECRET_KEY", settings.SECRET_KEY)]
+    except ImproperlyConfigured:  # empty: Django refuses to start anyway
+        return []
+    fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", [])
+    if isinstance(fallbacks, list | tuple):
+        keys += [(f"SECRET_KEY_FALLBACKS[{i}]", key) for i, key in enumerate(fallbacks)]
+    weak_names = [name for name, key in keys if weak(key)]
+    if not weak_names:
+        return []
+    return [
+        Warning(
+            f"{' and '.join(weak_names)} {'is' if len(weak_names) == 1 else 'are'} "
+            f"weak (shorter than {min_length} "
+            f"characters, fewer than {min_unique} distinct ones, or starting "
+            f"with {prefix!r}), and DEBUG is off: with the signed-cookie "
+            "session engine, whoever guesses it can forge any session, logged "
+            "in as any user.",
+            hint="Generate a long random key "
+            "(django.core.management.utils.get_random_secret_key()), read it "
+            "from the environment, and keep no weak key in SECRET_KEY_FALLBACKS "
+            "(every current session then ends).",
+            id="django_prologue_sessions.W005",
+        )
+    ]
+
+
+def check_sessions_pages(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """The sessions pages (``django_prologue_sessions.urls``, or their views
+    routed directly) with an engine that cannot list a user's sessions: the
+    pages can only say so."""
+    routed = _routed_sessions_pages()
+    if not routed or _engine_lists_user_sessions():
+        return []
+    return [
+        Warning(
+            f"The sessions pages are routed ({', '.join(routed)}), but the "
+            f"session engine {settings.SESSION_ENGINE!r} cannot list a user's "
+            "sessions: the pages only say that they cannot show any.",
+            hint="Use the memory or Redis engine (with its user index), or "
+            "remove the pages from your URLconf.",
+            id="django_prologue_sessions.W056",
+        )
+    ]
+
+
+def _routed_sessions_pages() -> list[str]:
+    """The routes of this app's views (subclasses too) in ROOT_URLCONF."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    try:
+        patterns = list(get_resolver().url_patterns)
+    except Exception:  # a broken URLconf is Django's own check to report
+        return []
+    # Routed, the views' module is imported: no need to import it here.
+    views = sys.modules.get("django_prologue_sessions.views")
+    if views is None:
+        return []
+    pages = (
+        views.SessionListView,
+        views.SessionRevokeView,
+        views.SessionRevokeOthersView,
+    )
+    found: list[str] = []
+
+    def walk(patterns: Sequence[URLPattern | URLResolver], prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+                continue
+            view = getattr(pattern.callback, "view_class", None)
+            if isinstance(view, type) and issubclass(view, pages):
+                found.append("/" + route)
+
+    walk(patterns, "")
+    return found
+
+
+def _engine_lists_user_sessions() -> bool:
+    from importlib import import_module
+
+    from django_prologue_sessions.user_sessions import implements_user_sessions
+
+    engine = settings.SESSION_ENGINE
+    try:
+        store = import_module(engine).SessionStore
+    except Exception:  # reported when a session is used, or by E030
+        return True
+    if engine == OUR_ENGINES + "redis":
+        options = getattr(settings, "SESSION_REDIS", None)
+        if isinstance(options, dict) and options.get("user_index") is False:
+            return False
+    return implements_user_sessions(store)

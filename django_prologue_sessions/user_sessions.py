@@ -26,7 +26,6 @@ from typing import Any, Protocol, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
 from django_prologue_sessions.activity import SessionActivity
@@ -34,6 +33,7 @@ from django_prologue_sessions.backends._session_keys import (
     is_session_id,
     session_id,
 )
+from django_prologue_sessions.exceptions import UserSessionsUnsupported
 
 __all__ = [
     "SessionChange",
@@ -212,6 +212,13 @@ def _id(session: str | UserSession) -> str:
     )
 
 
+def implements_user_sessions(store: object) -> bool:
+    """Whether an engine's ``SessionStore`` class meets ``SupportsUserSessions``."""
+    return callable(getattr(store, "list_user_sessions", None)) and callable(
+        getattr(store, "revoke_user_sessions", None)
+    )
+
+
 def _engine() -> SupportsUserSessions:
     return cast(
         SupportsUserSessions,
@@ -250,4 +257,4 @@ def engine_supporting(methods: tuple[str, ...], doing: str, signed_cookies: str)
             " A signed-cookie session is kept by the browser alone, with no "
             f"record on the server to reach. {signed_cookies}"
         )
-    raise ImproperlyConfigured(message)
+    raise UserSessionsUnsupported(message)

@@ -278,11 +278,11 @@ class MemoryStore:
             if owned is None:
                 return 0
             # A user has a few sessions: their ids are made as needed.
+            named = {key: session_id(key) for key in owned}
             doomed = {
                 key
-                for key in owned
-                if (ids is None or session_id(key) in ids)
-                and (keep is None or session_id(key) != keep)
+                for key, sid in named.items()
+                if (ids is None or sid in ids) and sid != keep
             }
             now = _now()
             deleted = 0

@@ -31,11 +31,10 @@ which for a user's session are the user's tag, the hash tag of that user's
 index too. A member of an index is the rest of a session's id: no script
 ever sees a session key. The write scripts get all their keys in ``KEYS``.
 The list and revoke scripts reach a user's sessions through the index
-(``KEYS[1]``): each member's key is named by the
-index's own hash tag, so it lies in the same slot, which Redis Cluster allows
-although those keys are not declared (the keys are not known before the
-index is read, and reading it first would let a session slip through between
-the two round trips).
+(``KEYS[1]``): each member's key is named by the index's own hash tag, so it
+lies in the same slot, which Redis Cluster allows although those keys are
+not declared (the keys are not known before the index is read, and reading
+it first would let a session slip through between the two round trips).
 """
 
 from __future__ import annotations

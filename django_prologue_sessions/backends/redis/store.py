@@ -34,7 +34,7 @@ import re
 import time
 import zlib
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,6 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
-from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
@@ -75,6 +74,7 @@ from django_prologue_sessions.backends.redis.layout import user_tag, user_tags
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
+    UserSessionsUnsupported,
 )
 from django_prologue_sessions.merge import merge
 
@@ -170,7 +170,7 @@ class Rename:
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._codec = layout.SessionCodec(self.serializer_class())
+        self._codec = layout.codec(self.serializer_class)
         # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
         self._version: str | None = None
@@ -623,31 +623,44 @@ class SessionStore(ServerSessionBase):
             head = layout.user_header(created, stamp, until, user)
         rest = head + self._codec.pack(body)
         index_ttl = 0 if until is None else until - stamp
-        write = Write(None, keys, [], data, body, ttl, user, created, new, rest, until)
+        script: scripts.LuaScript | None
+        expected, version = None, 1
         if new:
+            value = b"1" + rest
             if index_op or ttl <= 0:  # SET's EX takes no expired TTL
-                args = scripts.CREATE.argv(
-                    ttl=ttl,
-                    member=layout.member(self._id_of(key)) if index_op else "",
-                    value=write.value(1),
-                    index_ttl=index_ttl,
+                script = scripts.CREATE
+                member = layout.member(self._id_of(key)) if index_op else ""
+                args = script.argv(
+                    ttl=ttl, member=member, value=value, index_ttl=index_ttl
                 )
-                return replace(write, script=scripts.CREATE, args=args)
-            args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
-            return replace(write, args=args)
-        args = scripts.UPDATE.argv(
-            ttl=ttl,
-            expected=self._version or "",
-            unversioned=rest,
-            index_op=index_op,
-            member=layout.member(self._id_of(key)) if index_op else "",
-            index_ttl=index_ttl,
-        )
-        write = replace(write, script=scripts.UPDATE, args=args)
-        if index_op or ttl <= 0 or self._version is None:
-            return write
-        return replace(
-            write, expected=self._stored_value, version=int(self._version) + 1
+            else:
+                script, args = None, ["SET", keys[0], value, "NX", "EX", ttl]
+        else:
+            script = scripts.UPDATE
+            args = script.argv(
+                ttl=ttl,
+                expected=self._version or "",
+                unversioned=rest,
+                index_op=index_op,
+                member=layout.member(self._id_of(key)) if index_op else "",
+                index_ttl=index_ttl,
+            )
+            if not index_op and ttl > 0 and self._version is not None:
+                expected, version = self._stored_value, int(self._version) + 1
+        return Write(
+            script,
+            keys,
+            args,
+            data,
+            body,
+            ttl,
+            user,
+            created,
+            new,
+            rest,
+            until,
+            expected,
+            version,
         )
 
     def _index_op(
@@ -860,7 +873,7 @@ def _members(session_ids: Collection[Any], tag: str) -> list[str]:
 
 def _need_user_index(what: str) -> None:
     if not current_options().user_index:
-        raise ImproperlyConfigured(
+        raise UserSessionsUnsupported(
             f"{what} a user's sessions needs the user index, which "
             "SESSION_REDIS['user_index'] = False turns off. Remove that "
             "setting (the index is on by default) to reach them."
