@@ -34,7 +34,10 @@ from django_prologue_sessions.backends.redis import store as redis_store
 from django_prologue_sessions.backends.redis import user_changes
 from django_prologue_sessions.backends.redis.connection import SyncRedis, async_redis
 from django_prologue_sessions.backends.redis.store import SessionStore
-from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from django_prologue_sessions.exceptions import (
+    SessionStoreUnavailable,
+    UserSessionsUnsupported,
+)
 from django_prologue_sessions.flash import aflash_user, flash_user
 from django_prologue_sessions.user_sessions import (
     SessionChange,
@@ -406,7 +409,7 @@ def test_an_engine_without_a_user_index_names_those_with_one(
 ) -> None:
     with (
         override_settings(SESSION_ENGINE=engine_name, MESSAGE_STORAGE=SESSION_STORAGE),
-        pytest.raises(ImproperlyConfigured) as raised,
+        pytest.raises(UserSessionsUnsupported) as raised,
     ):
         flash_user("7", "x")
     message = str(raised.value)
@@ -422,7 +425,7 @@ def test_the_redis_engine_needs_its_user_index(redis_url: str) -> None:
             SESSION_REDIS={"url": redis_url, "user_index": False},
             MESSAGE_STORAGE=SESSION_STORAGE,
         ),
-        pytest.raises(ImproperlyConfigured, match="needs the user index"),
+        pytest.raises(UserSessionsUnsupported, match="needs the user index"),
     ):
         flash_user("7", "x")
 
