@@ -7,10 +7,12 @@
 # settings are configured.
 from django_prologue_sessions.flash import (
     aflash,
+    aflash_user,
     aget_flashed,
     apeek_flashed,
     apop_flashed,
     flash,
+    flash_user,
     get_flashed,
     peek_flashed,
     pop_flashed,
@@ -18,10 +20,12 @@ from django_prologue_sessions.flash import (
 
 __all__ = [
     "aflash",
+    "aflash_user",
     "aget_flashed",
     "apeek_flashed",
     "apop_flashed",
     "flash",
+    "flash_user",
     "get_flashed",
     "peek_flashed",
     "pop_flashed",

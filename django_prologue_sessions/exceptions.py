@@ -48,7 +48,7 @@ class SessionWriteOutcomeUnknown(SessionStoreUnavailable):
 
 
 class UserSessionsUnsupported(ImproperlyConfigured):
-    """The session engine cannot list or revoke a user's sessions.
+    """The session engine cannot list, revoke or flash a user's sessions.
 
     It keeps no index of sessions by user: the signed-cookie engine (the
     browser alone holds the session), Django's engines, or the Redis engine

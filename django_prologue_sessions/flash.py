@@ -10,29 +10,46 @@ Each function has an async twin (``aflash()``, ``aget_flashed()`` ...) for
 async views: it first loads the session through the engine's async methods
 when the message storage keeps messages there, so that the storage then
 reads and writes it in memory, with no session I/O on the event loop.
+
+``flash_user()`` flashes without a request: it adds the message to each of
+a user's stored sessions, through the engine's conditional change of a
+user's sessions (``user_sessions.SupportsSessionChanges``), where the
+message storage reads it at the session's next request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from django.conf import settings
 from django.contrib.messages import constants
 from django.contrib.messages.storage.base import BaseStorage, Message
 from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.messages.utils import get_level_tags
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
+    from django.db.models import Model
     from django.utils.functional import _StrOrPromise
+
+    from django_prologue_sessions.user_sessions import (
+        SessionChange,
+        SupportsSessionChanges,
+    )
 
 __all__ = [
     "aflash",
+    "aflash_user",
     "aget_flashed",
     "apeek_flashed",
     "apop_flashed",
     "flash",
+    "flash_user",
     "get_flashed",
     "peek_flashed",
     "pop_flashed",
@@ -118,6 +135,43 @@ async def apeek_flashed(request: HttpRequest, level: Levels = None) -> list[Mess
     the template tags and ``{% for message in messages %}`` need no I/O.
     """
     return _peek(*await _aloaded(request, level))
+
+
+def flash_user(
+    user_or_id: Model | str | int | UUID,
+    message: _StrOrPromise,
+    level: Level = constants.INFO,
+    *,
+    extra_tags: str = "",
+) -> int:
+    """Flash ``message`` to every live session of a user; return how many.
+
+    Needs no request: call it from a management command, a thread, a task
+    queue's worker. Each session shows the message once, at its next read
+    of that level, like any message flashed in one of its requests.
+
+    Each session is changed by a conditional write: a request saving it at
+    the same moment keeps its own changes and the message, a session that
+    ends meanwhile stays ended, and concurrent calls deliver every message.
+    Needs the memory or Redis engine and a message storage that keeps
+    messages in the session; else ``ImproperlyConfigured``.
+    """
+    engine, user_id, change = _user_flash(user_or_id, message, level, extra_tags)
+    return 0 if change is None else engine.change_user_sessions(user_id, change)
+
+
+async def aflash_user(
+    user_or_id: Model | str | int | UUID,
+    message: _StrOrPromise,
+    level: Level = constants.INFO,
+    *,
+    extra_tags: str = "",
+) -> int:
+    """``flash_user()`` for async code: the engine's I/O is awaited."""
+    engine, user_id, change = _user_flash(user_or_id, message, level, extra_tags)
+    if change is None:
+        return 0
+    return await engine.achange_user_sessions(user_id, change)
 
 
 def resolve_level(level: Level) -> int:
@@ -232,3 +286,80 @@ def _matcher(level: Levels) -> Callable[[Message], bool]:
         # resolve_level() rejects what is not a level, bytes included.
         wanted = {resolve_level(cast(Level, level))}
     return lambda message: message.level in wanted
+
+
+# flash_user() -----------------------------------------------------------------
+
+_MESSAGES_IN_THE_SESSION = (
+    "MESSAGE_STORAGE = 'django.contrib.messages.storage.session.SessionStorage'"
+)
+
+
+def _user_flash(
+    user_or_id: Model | str | int | UUID,
+    message: _StrOrPromise,
+    level: Level,
+    extra_tags: str,
+) -> tuple[SupportsSessionChanges, str, SessionChange | None]:
+    """The engine, the user's id, and the change that adds the message to a
+    session's data (None if the storage drops it: empty, or below
+    ``MESSAGE_LEVEL``). Raises on a setup that cannot deliver it."""
+    # Imported here: the package root imports this module, and need not load
+    # the user index's machinery (models, activity) for flash().
+    from django_prologue_sessions.user_sessions import engine_supporting, user_id_of
+
+    storage_class = _session_storage_class()
+    engine = cast(
+        "SupportsSessionChanges",
+        engine_supporting(
+            ("change_user_sessions", "achange_user_sessions"),
+            "flash messages to",
+            signed_cookies=(
+                "Flash in the user's own requests (flash()), or use an engine "
+                "that keeps sessions on the server."
+            ),
+        ),
+    )
+    user_id = user_id_of(user_or_id)
+    number = resolve_level(level)
+
+    def add_message(session: dict[str, Any]) -> bool:
+        # The storage Django reads the messages with, over the stored
+        # session's data: it adds the message as it would in a request,
+        # encoded as it encodes them.
+        request = HttpRequest()
+        request.session = session  # type: ignore[assignment]
+        storage = storage_class(request)
+        storage.add(number, cast(str, message), extra_tags)
+        if not cast(_StorageLists, storage).added_new:
+            return False
+        storage.update(HttpResponse())
+        return True
+
+    return engine, user_id, add_message if add_message({}) else None
+
+
+def _session_storage_class() -> type[SessionStorage]:
+    """The class that keeps the messages of ``MESSAGE_STORAGE`` in the session
+    and is read at every request: the storage itself, or the first part of a
+    storage made of parts (as ``FallbackStorage`` is), which is always read."""
+    name = settings.MESSAGE_STORAGE
+    storage_class = import_string(name)
+    parts = getattr(storage_class, "storage_classes", ())
+    for candidate in (storage_class, *parts[:1]):
+        if isinstance(candidate, type) and issubclass(candidate, SessionStorage):
+            return candidate
+    if any(issubclass(part, SessionStorage) for part in parts):
+        # Django's FallbackStorage reads the session only when the messages
+        # cookie ends with its "not finished" mark.
+        why = (
+            "reads the messages it keeps in the session only after its cookie "
+            "overflowed, so a message added there from outside a request "
+            "would not show"
+        )
+    else:
+        why = "keeps no messages on the server, where they can be reached"
+    raise ImproperlyConfigured(
+        f"flash_user() adds the message to the user's stored sessions, and "
+        f"MESSAGE_STORAGE {name!r} {why}. Use {_MESSAGES_IN_THE_SESSION}."
+    )

@@ -18,11 +18,11 @@ never scan the store. An engine supports them by implementing
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -36,6 +36,8 @@ from django_prologue_sessions.backends._session_keys import (
 from django_prologue_sessions.exceptions import UserSessionsUnsupported
 
 __all__ = [
+    "SessionChange",
+    "SupportsSessionChanges",
     "SupportsUserSessions",
     "UserSession",
     "list_sessions",
@@ -111,6 +113,35 @@ class SupportsUserSessions(Protocol):
         logout).
         """
         ...
+
+
+SessionChange = Callable[[dict[str, Any]], bool]
+"""A change to a stored session's data, made in place; ``True`` if it changed
+anything. It may be called more than once for one session, each time on the
+session as stored then, so it must depend only on what it is given."""
+
+
+class SupportsSessionChanges(Protocol):
+    """What an engine's ``SessionStore`` class implements to change a user's
+    sessions from outside their requests (``flash.flash_user()``).
+
+    Each of the user's live sessions, as its index names it, is read, given
+    to ``change``, and written back only if it is still stored as it was
+    read (a conditional write), keeping its expiry and its dates; a session
+    saved meanwhile is read again and ``change`` applied again, and a
+    session that ended meanwhile stays ended. A request that had loaded the
+    session before and saves after meets the changed session as a
+    concurrent save, and merges with it as with any other. Return how many
+    sessions were changed.
+    """
+
+    @classmethod
+    def change_user_sessions(cls, user_id: str, change: SessionChange) -> int: ...
+
+    @classmethod
+    async def achange_user_sessions(
+        cls, user_id: str, change: SessionChange
+    ) -> int: ...
 
 
 def user_id_of(user_or_id: Model | str | int | UUID) -> str:
@@ -189,23 +220,41 @@ def implements_user_sessions(store: object) -> bool:
 
 
 def _engine() -> SupportsUserSessions:
+    return cast(
+        SupportsUserSessions,
+        engine_supporting(
+            ("list_user_sessions", "revoke_user_sessions"),
+            "list or revoke",
+            signed_cookies=(
+                "To log users out everywhere, rotate SECRET_KEY without keeping "
+                "the old key in SECRET_KEY_FALLBACKS (everyone is logged out), or "
+                "keep a per-user token in the session and check it on each request "
+                "(django.contrib.auth does so with the password: changing it ends "
+                "the user's other sessions)."
+            ),
+        ),
+    )
+
+
+def engine_supporting(methods: tuple[str, ...], doing: str, signed_cookies: str) -> Any:
+    """The ``SessionStore`` of ``SESSION_ENGINE`` if it has all of ``methods``.
+
+    Else ``ImproperlyConfigured``: the engine cannot ``doing`` a user's
+    sessions; ``signed_cookies`` is the advice given with a signed-cookie
+    engine.
+    """
     engine = settings.SESSION_ENGINE
     store = import_module(engine).SessionStore
-    if implements_user_sessions(store):
-        return cast(SupportsUserSessions, store)
+    if all(callable(getattr(store, method, None)) for method in methods):
+        return store
     message = (
-        f"The session engine {engine!r} cannot list or revoke a user's "
+        f"The session engine {engine!r} cannot {doing} a user's "
         "sessions: it keeps no index of sessions by user. Engines that do: "
         f"{', '.join(SUPPORTING_ENGINES)}."
     )
     if engine in SIGNED_COOKIE_ENGINES:
         message += (
             " A signed-cookie session is kept by the browser alone, with no "
-            "record on the server to list or delete. To log users out "
-            "everywhere, rotate SECRET_KEY without keeping the old key in "
-            "SECRET_KEY_FALLBACKS (everyone is logged out), or keep "
-            "a per-user token in the session and check it on each request "
-            "(django.contrib.auth does so with the password: changing it ends "
-            "the user's other sessions)."
+            f"record on the server to reach. {signed_cookies}"
         )
     raise UserSessionsUnsupported(message)

@@ -24,6 +24,7 @@ from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session
 from django_prologue_sessions.backends.redis import SessionStore, layout
 from django_prologue_sessions.backends.redis import connection as _redis_connection
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from django_prologue_sessions.flash import aflash_user, flash_user
 from tests import test_redis
 from tests.redis_round_trips import (
     afewest_round_trips,
@@ -38,6 +39,7 @@ from tests.test_redis import _redis_url_on_class  # noqa: F401
 pytestmark = pytest.mark.redis
 
 ENGINE = "django_prologue_sessions.backends.redis"
+SESSION_MESSAGES = "django.contrib.messages.storage.session.SessionStorage"
 
 
 @pytest.fixture(scope="module")
@@ -483,7 +485,8 @@ def test_a_users_sessions_and_index_in_each_topology(
     topology: str, request: pytest.FixtureRequest
 ) -> None:
     """Scripts that touch a session and its user's index (several keys, one
-    hash tag) run on a cluster and, with WAIT, through Sentinel."""
+    hash tag) run on a cluster and, with WAIT, through Sentinel; so does
+    flash_user()."""
     if topology == "cluster":
         options = cluster_settings(request.getfixturevalue("cluster_setup"))
     else:
@@ -504,11 +507,26 @@ def test_a_users_sessions_and_index_in_each_topology(
         listed = {s.id for s in SessionStore.list_user_sessions(user)}
         assert {session_id(key) for key in keys} < listed
         assert len(listed) == 3
+        # flash_user(): the index a page at a time, the page's sessions in
+        # one MGET (one slot), then a CHANGE per session.
+        with override_settings(MESSAGE_STORAGE=SESSION_MESSAGES):
+            assert flash_user(user, "sync") == 3
+            assert asyncio.run(async_flash(user, "async")) == 3
+        for key in keys:
+            stored = SessionStore(key)["_messages"]
+            assert (stored.count('"sync"'), stored.count('"async"')) == (1, 1)
         kept = sorted(keys)[0]
         assert SessionStore.revoke_user_sessions(user, keep=session_id(kept)) == 2
         listed = {s.id for s in SessionStore.list_user_sessions(user)}
         assert listed == {session_id(kept)}
         assert SessionStore(kept)["device"] in ("phone", "laptop")
+
+
+async def async_flash(user: str, message: str) -> int:
+    try:
+        return await aflash_user(user, message)
+    finally:
+        await _close_async_clients()
 
 
 async def async_login(user: str) -> None:

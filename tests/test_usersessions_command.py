@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import StringIO
@@ -205,10 +206,19 @@ def test_keeping_a_session_the_user_does_not_have_revokes_nothing() -> None:
             "--session, --all and --keep go with revoke.",
         ),
         ((), "Error: the following arguments are required: action, user_id"),
+        (("flash", "42"), "flash needs --message TEXT, which goes with flash."),
+        (
+            ("list", "42", "--message", "Hi"),
+            "flash needs --message TEXT, which goes with flash.",
+        ),
+        (
+            ("flash", "42", "--message", "Hi", "--all"),
+            "--session, --all and --keep go with revoke.",
+        ),
         (
             ("forget", "42"),
             "Error: argument action: invalid choice: 'forget' "
-            "(choose from 'list', 'revoke')",
+            "(choose from 'list', 'revoke', 'flash')",
         ),
     ],
 )
@@ -217,6 +227,47 @@ def test_wrong_arguments_change_nothing(args: tuple[str, ...], error: str) -> No
         run(*args)
     assert str(caught.value) == error
     assert live_keys() == {LAPTOP, PHONE, TABLET, OTHER_USERS}
+
+
+SESSION_MESSAGES = "django.contrib.messages.storage.session.SessionStorage"
+
+
+@override_settings(MESSAGE_STORAGE=SESSION_MESSAGES)
+def test_flash_shows_a_message_once_in_each_of_the_users_sessions() -> None:
+    out = run("flash", "42", "--message", "Maintenance at 6.", "--level", "warning")
+    assert out == "Flashed 3 sessions of user '42'.\n"
+    assert run("flash", "42", "--message", "A level by number", "--level", "25") == (
+        "Flashed 3 sessions of user '42'.\n"
+    )
+    for key in (LAPTOP, PHONE, TABLET):
+        assert json.loads(SessionStore(key)["_messages"]) == [
+            ["__json_message", 0, 30, "Maintenance at 6.", ""],
+            ["__json_message", 0, 25, "A level by number", ""],
+        ]
+    assert "_messages" not in SessionStore(OTHER_USERS).load()
+    assert run("flash", "404", "--message", "Nobody") == (
+        "Flashed 0 sessions of user '404'.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("storage", "error"),
+    [
+        (SESSION_MESSAGES, "Unknown message level name 'loud'."),
+        ("django.contrib.messages.storage.fallback.FallbackStorage", "MESSAGE_STORAGE"),
+    ],
+)
+def test_flash_that_cannot_be_delivered_changes_nothing(
+    storage: str, error: str
+) -> None:
+    before = dict(SessionStore.store.items())
+    with (
+        override_settings(MESSAGE_STORAGE=storage),
+        pytest.raises(CommandError) as caught,
+    ):
+        run("flash", "42", "--message", "Hi", "--level", "loud")
+    assert error in str(caught.value)
+    assert dict(SessionStore.store.items()) == before
 
 
 def test_from_the_shell_the_memory_engine_is_out_of_reach() -> None:

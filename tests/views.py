@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model, login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from django_prologue_sessions.flash import flash_user, get_flashed
+
 
 def session_set(request: HttpRequest) -> HttpResponse:
     """Set every query parameter as a session key."""
@@ -93,4 +95,41 @@ async def awhoami(request: HttpRequest) -> JsonResponse:
             "user": user.get_username() if user.is_authenticated else None,
             "messages": messages,
         }
+    )
+
+
+# Requests that load their session, wait while the test changes the stored
+# session from elsewhere, then save their own change: the save meets a
+# session that changed since it was loaded.
+HELD = threading.Event()
+LET_GO = threading.Event()
+
+
+def _hold() -> None:
+    HELD.set()
+    LET_GO.wait(10)
+
+
+def session_set_later(request: HttpRequest) -> HttpResponse:
+    """``session_set()``, once the test lets it go on after the load."""
+    request.session.get("_auth_user_id")  # loaded
+    _hold()
+    for key, value in request.GET.items():
+        request.session[key] = value
+    return HttpResponse("ok")
+
+
+def messages_read_later(request: HttpRequest) -> JsonResponse:
+    """Read (consume) every message, then wait until let go, and answer them."""
+    texts = [str(message) for message in get_flashed(request)]
+    _hold()
+    return JsonResponse(texts, safe=False)
+
+
+def flash_own_user(request: HttpRequest) -> JsonResponse:
+    """Flash the signed-in user everywhere, this session included, while
+    this request changes its session too."""
+    request.session["cart"] = "book"
+    return JsonResponse(
+        flash_user(request.session["_auth_user_id"], "everywhere"), safe=False
     )

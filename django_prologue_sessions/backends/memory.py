@@ -57,7 +57,7 @@ from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
-    from django_prologue_sessions.user_sessions import UserSession
+    from django_prologue_sessions.user_sessions import SessionChange, UserSession
 
 # The store's clock; tests patch it to move time on. Monotonic, so that a
 # change of the system clock neither expires nor revives sessions.
@@ -186,6 +186,32 @@ class MemoryStore:
             if entry[2] is not None:
                 self._index(new_key, entry[2])
             self._put(new_key, (entry[0], now + ttl, entry[2], now, now, entry[5]))
+            return True
+
+    def swap(
+        self, key: str, user_id: str, expected: bytes, data: bytes
+    ) -> bytes | bool:
+        """Replace a live session of ``user_id`` with ``data`` if it still holds
+        ``expected``, as a new version that keeps its expiry, dates and place
+        in the order of use: ``True`` if replaced, ``False`` if it ended or is
+        no longer the user's, or the data it holds now if it was saved
+        meanwhile. A request that loaded it before saves after with a
+        version that is no longer there, and merges."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[1] <= _now() or entry[2] != user_id:
+                return False
+            if entry[0] != expected:
+                return entry[0]
+            _, expires_at, user, created, last_saved, version = entry
+            self._entries[key] = (
+                data,
+                expires_at,
+                user,
+                created,
+                last_saved,
+                version + 1,
+            )
             return True
 
     def delete(self, key: str) -> None:
@@ -458,8 +484,32 @@ class SessionStore(ServerSessionBase):
     ) -> int:
         return cls.store.delete_user_sessions(user_id, session_ids, keep)
 
+    @classmethod
+    def change_user_sessions(cls, user_id: str, change: SessionChange) -> int:
+        reader = cls()
+        changed = 0
+        for key, data, *_ in cls.store.user_sessions(user_id):
+            for _attempt in range(SAVE_ATTEMPTS):
+                session = reader.decode_stored(data)
+                if session is None or not change(session):
+                    break
+                new_data = reader.serializer_class().dumps(session)
+                swapped = cls.store.swap(key, user_id, data, new_data)
+                if swapped is True:
+                    changed += 1
+                if isinstance(swapped, bool):
+                    break
+                data = swapped  # saved meanwhile: change it as it is now
+            else:
+                raise still_changing()
+        return changed
+
     # There is no I/O to wait for: the async twins run the same code in
     # place, with no hop to a thread.
+
+    @classmethod
+    async def achange_user_sessions(cls, user_id: str, change: SessionChange) -> int:
+        return cls.change_user_sessions(user_id, change)
 
     async def aload(self) -> dict[str, Any]:
         session = self._stored_session()

@@ -144,9 +144,13 @@ class Call:
                 )
             self.clock_ahead_ms = ahead
 
-    def conditional_set(self, key: Any, value: Any, expected: Any, ttl: int) -> Command:
-        """``SET`` only if the value is ``expected``, replying the value found."""
-        return ("SET", key, value, "IFEQ", expected, "GET", "EX", ttl)
+    def conditional_set(
+        self, key: Any, value: Any, expected: Any, ttl: int | None
+    ) -> Command:
+        """``SET`` only if the value is ``expected``, replying the value found;
+        with ``ttl`` None the key keeps its TTL."""
+        expiry = ("KEEPTTL",) if ttl is None else ("EX", ttl)
+        return ("SET", key, value, "IFEQ", expected, "GET", *expiry)
 
     def lacks_ifeq(self, error: ResponseError) -> bool:
         """Whether ``error``, the answer to ``conditional_set()``, says the
@@ -215,7 +219,7 @@ class SyncRedis:
         methods pass them (``get=True`` for ``SET ... GET``)."""
         return self._send(self.call.commands(command, write), options)
 
-    def set_if_equal(self, key: Any, value: Any, expected: Any, ttl: int) -> Any:
+    def set_if_equal(self, key: Any, value: Any, expected: Any, ttl: int | None) -> Any:
         """The value found at ``key`` (``value`` was set if it is ``expected``,
         never if it is None), or ``NO_IFEQ`` if the server lacks ``IFEQ``."""
         command = self.call.conditional_set(key, value, expected, ttl)
@@ -303,7 +307,9 @@ class AsyncRedis:
     async def execute(self, *command: Any, write: bool = False, **options: Any) -> Any:
         return await self._send(self.call.commands(command, write), options)
 
-    async def set_if_equal(self, key: Any, value: Any, expected: Any, ttl: int) -> Any:
+    async def set_if_equal(
+        self, key: Any, value: Any, expected: Any, ttl: int | None
+    ) -> Any:
         command = self.call.conditional_set(key, value, expected, ttl)
         try:
             found = await self.execute(*command, write=True, get=True)

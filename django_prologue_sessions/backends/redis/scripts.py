@@ -272,6 +272,33 @@ return redis.call('UNLINK', KEYS[1])
 """Delete the key an anonymous session's re-key leaves, only before
 ``not_after``: 1 if it existed, ``[Redis's time]`` if too late. A re-key
 that timed out so leaves the session where it was, with what it holds."""
+CHANGE = LuaScript(
+    """
+local expected = ARGV[1]
+local unversioned = ARGV[2]
+-- KEYS: a session. expected: the version read; unversioned: the value
+-- after the version. The TTL, and so the index entry's score, stay as they
+-- are: a change made from outside the session's requests neither prolongs
+-- it nor counts as a visit.
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0  -- ended meanwhile: it stays ended
+end
+local version = string.match(current, '^%d+') or ''
+if version ~= expected then
+  return current  -- saved meanwhile: the caller changes this and tries again
+end
+version = tostring(tonumber(version) + 1)
+redis.call('SET', KEYS[1], version .. unversioned, 'KEEPTTL')
+return tonumber(version)
+""",
+    head=("expected", "unversioned"),
+)
+"""Change a session from outside its requests (``flash_user()``), only if it
+still exists at the version read: the new version if changed, 0 if it has
+ended, or the stored value if it was saved meanwhile. A request that saves
+the session afterwards meets the new version, and merges as with any
+concurrent save."""
 
 # The user's sessions named by the index. A member is a session's id after
 # its tag; its key is head (the prefix and the index's hash tag) followed by
@@ -382,6 +409,7 @@ so a member naming another user's session is left alone, and so is ``keep``.
 SCRIPTS = {
     "CREATE": CREATE,
     "UPDATE": UPDATE,
+    "CHANGE": CHANGE,
     "RENAME": RENAME,
     "DELETE": DELETE,
     "LEAVE": LEAVE,

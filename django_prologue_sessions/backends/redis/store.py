@@ -62,7 +62,7 @@ from django_prologue_sessions.backends.base import (
     date_from_timestamp,
     still_changing,
 )
-from django_prologue_sessions.backends.redis import layout, scripts
+from django_prologue_sessions.backends.redis import layout, scripts, user_changes
 from django_prologue_sessions.backends.redis.claims import RedisClaims
 from django_prologue_sessions.backends.redis.connection import (
     NO_IFEQ,
@@ -82,7 +82,7 @@ from django_prologue_sessions.exceptions import (
 from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
-    from django_prologue_sessions.user_sessions import UserSession
+    from django_prologue_sessions.user_sessions import SessionChange, UserSession
 
 logger = logging.getLogger("django_prologue_sessions.redis")
 
@@ -457,6 +457,26 @@ class SessionStore(ServerSessionBase):
             except RedisUnavailable as exc:
                 raise unavailable(exc, write=True) from exc.error
         return ended
+
+    @classmethod
+    def change_user_sessions(cls, user_id: str, change: SessionChange) -> int:
+        _need_user_index("Changing")
+        try:
+            return user_changes.change_user_sessions(
+                sync_redis(), user_id, change, cls()._codec
+            )
+        except RedisUnavailable as exc:
+            raise unavailable(exc, write=True) from exc.error
+
+    @classmethod
+    async def achange_user_sessions(cls, user_id: str, change: SessionChange) -> int:
+        _need_user_index("Changing")
+        try:
+            return await user_changes.achange_user_sessions(
+                async_redis(), user_id, change, cls()._codec
+            )
+        except RedisUnavailable as exc:
+            raise unavailable(exc, write=True) from exc.error
 
     # The decisions shared by the sync and async methods ---------------------
 
@@ -907,7 +927,7 @@ def _need_user_index(what: str) -> None:
         raise UserSessionsUnsupported(
             f"{what} a user's sessions needs the user index, which "
             "SESSION_REDIS['user_index'] = False turns off. Remove that "
-            "setting (the index is on by default) to list and revoke them."
+            "setting (the index is on by default) to reach them."
         )
 
 

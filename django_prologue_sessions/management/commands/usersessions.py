@@ -3,13 +3,15 @@
     manage.py usersessions list USER_ID
     manage.py usersessions revoke USER_ID --session ID
     manage.py usersessions revoke USER_ID --all [--keep ID]
+    manage.py usersessions flash USER_ID --message TEXT [--level LEVEL]
 
 ``USER_ID`` is the user's primary key, as ``login()`` stores it in the
 session. Each session is named by its id (``UserSession.id``, a one-way
 digest of its key: no credential, so ``list`` shows it whole).
 ``--session`` and ``--keep`` take an id as ``list`` shows it, or the start
 of one if only one of the user's sessions starts so; an id that is none of
-the user's sessions is an error, and nothing is revoked.
+the user's sessions is an error, and nothing is revoked. ``flash`` shows
+``--message`` once in each of the user's sessions (``flash.flash_user()``).
 
 From the shell it needs the Redis engine: the memory engine's sessions live
 in the web server's process, out of reach of this one.
@@ -26,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_prologue_sessions.backends import memory
+from django_prologue_sessions.flash import flash_user
 from django_prologue_sessions.user_agents import describe
 from django_prologue_sessions.user_sessions import (
     UserSession,
@@ -36,7 +39,7 @@ from django_prologue_sessions.user_sessions import (
 
 
 class Command(BaseCommand):
-    help = "List a user's sessions, or end one or all of them."
+    help = "List a user's sessions, end one or all of them, or flash them a message."
 
     #: Run as ``manage.py usersessions``, in a process of its own (not by
     #: ``call_command()`` in the server's process).
@@ -51,9 +54,10 @@ class Command(BaseCommand):
         # (--settings, -v) then work anywhere on the line.
         parser.add_argument(
             "action",
-            choices=["list", "revoke"],
+            choices=["list", "revoke", "flash"],
             help="list: the user's live sessions, most recently seen first; "
-            "revoke: end one (--session) or all (--all) of them.",
+            "revoke: end one (--session) or all (--all) of them; flash: show "
+            "--message once in each of them.",
         )
         parser.add_argument("user_id", help="The user's primary key.")
         which = parser.add_mutually_exclusive_group()
@@ -70,12 +74,20 @@ class Command(BaseCommand):
             metavar="ID",
             help="revoke --all: but this session (its id, or the start of it).",
         )
+        parser.add_argument("--message", help="flash: the message to show.")
+        parser.add_argument(
+            "--level",
+            default="info",
+            help="flash: the message's level, a name or an integer (info).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action, user_id = options["action"], options["user_id"]
         key, everything, keep = options["session"], options["all"], options["keep"]
-        if action == "list" and (key is not None or everything or keep is not None):
+        if action != "revoke" and (key is not None or everything or keep is not None):
             raise CommandError("--session, --all and --keep go with revoke.")
+        if (action == "flash") != (options["message"] is not None):
+            raise CommandError("flash needs --message TEXT, which goes with flash.")
         if action == "revoke":
             if key is None and not everything:
                 raise CommandError("revoke needs --session ID or --all.")
@@ -92,6 +104,8 @@ class Command(BaseCommand):
         try:
             if action == "list":
                 self.show(user_id)
+            elif action == "flash":
+                self.flash(user_id, options["message"], options["level"])
             elif everything:
                 self.revoke_all(user_id, keep)
             else:
@@ -129,6 +143,16 @@ class Command(BaseCommand):
             cells = zip(row, widths, strict=True)
             line = "  ".join(cell.ljust(width) for cell, width in cells)
             self.stdout.write(line.rstrip())
+
+    def flash(self, user_id: str, message: str, level: str) -> None:
+        try:
+            count = flash_user(
+                user_id, message, int(level) if level.isdigit() else level
+            )
+        except ValueError as exc:  # an unknown level name
+            raise CommandError(str(exc)) from exc
+        plural = "" if count == 1 else "s"
+        self.stdout.write(f"Flashed {count} session{plural} of user {user_id!r}.")
 
     def revoke_all(self, user_id: str, keep: str | None) -> None:
         kept, session = "", None
