@@ -13,7 +13,11 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info
 
-from django_prologue_sessions.conf import app_settings, is_positive_int
+from django_prologue_sessions.conf import (
+    DEFAULT_MAX_BYTES,
+    app_settings,
+    is_positive_int,
+)
 
 OUR_ENGINES = "django_prologue_sessions.backends."
 
@@ -23,6 +27,7 @@ def check_settings(
 ) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     errors.extend(_check_cookie_settings())
+    errors.extend(_check_size_settings())
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
@@ -30,7 +35,8 @@ def check_settings(
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity.
+# E040-E049 flash messages, E050-E059 session activity, E060-E069 the
+# server-side engines (memory and Redis).
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 
@@ -117,6 +123,19 @@ def _check_trusted_proxies() -> list[CheckMessage]:
                 "IP addresses or networks.",
                 hint=f"{bad!r} are ignored. Write '10.0.0.0/8' or '192.0.2.7'.",
                 id="django_prologue_sessions.E053",
+            )
+        ]
+    return []
+
+
+def _check_size_settings() -> list[CheckMessage]:
+    max_bytes = getattr(settings, "PROLOGUE_SESSIONS_MAX_BYTES", DEFAULT_MAX_BYTES)
+    if not is_positive_int(max_bytes):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MAX_BYTES must be a positive integer (bytes).",
+                hint=f"It is {max_bytes!r}; meanwhile {DEFAULT_MAX_BYTES} is used.",
+                id="django_prologue_sessions.E060",
             )
         ]
     return []

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+#: 4 MiB: four times memcached's item limit, far above what a session holds.
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Settings:
@@ -25,6 +27,16 @@ class Settings:
         system check E001 reports it.
         """
         return _positive_int_setting("PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
+
+    @property
+    def PROLOGUE_SESSIONS_MAX_BYTES(self) -> int:
+        """The largest session, serialized, that the memory and Redis engines
+        save or read; a stored one past it (inflated) reads as corrupt.
+
+        A value that is not a positive integer counts as the default, 4 MiB;
+        system check E060 reports it.
+        """
+        return _positive_int_setting("PROLOGUE_SESSIONS_MAX_BYTES", DEFAULT_MAX_BYTES)
 
     @property
     def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:

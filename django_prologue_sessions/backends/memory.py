@@ -23,6 +23,7 @@ never names a session that is gone.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -38,9 +39,12 @@ from django_prologue_sessions.backends.base import (
     date_from_timestamp,
 )
 from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.exceptions import SessionTooLarge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
+
+logger = logging.getLogger("django_prologue_sessions.memory")
 
 # The store's clock; tests patch it to move time on. Monotonic, so that a
 # change of the system clock neither expires nor revives sessions.
@@ -294,9 +298,16 @@ class SessionStore(ServerSessionBase):
     def decode_stored(self, data: bytes) -> dict[str, Any] | None:
         """A stored session's data; ``None`` if it does not decode.
 
-        Only if SESSION_SERIALIZER changed since the save: the session then
-        reads as empty and, if saved, gets a new key.
+        Only if SESSION_SERIALIZER changed since the save, or
+        PROLOGUE_SESSIONS_MAX_BYTES was lowered below its size: the session
+        then reads as empty and, if saved, gets a new key.
         """
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        if len(data) > max_bytes:
+            logger.warning(
+                "Session data longer than PROLOGUE_SESSIONS_MAX_BYTES (%d)", max_bytes
+            )
+            return None
         try:
             session = self.serializer_class().loads(data)
         except Exception:
@@ -315,6 +326,9 @@ class SessionStore(ServerSessionBase):
             return
         user_id = session_user_id(session)
         data = self.serializer_class().dumps(session)
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        if len(data) > max_bytes:
+            raise SessionTooLarge(len(data), max_bytes)
         ttl = self.get_expiry_age()
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS

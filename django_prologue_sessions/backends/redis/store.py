@@ -57,8 +57,10 @@ from django_prologue_sessions.backends.redis.layout import (
     user_tag,
     user_tags,
 )
+from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
+    SessionTooLarge,
     SessionWriteOutcomeUnknown,
 )
 
@@ -488,6 +490,9 @@ class SessionStore(ServerSessionBase):
             )
             return None
         body = self._codec.dumps(data)
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        if len(body) > max_bytes:
+            raise SessionTooLarge(len(body), max_bytes)
         ttl = self._expiry_age()
         if not new and body == self._stored_body and ttl == self._created_ttl:
             # Created by this very instance (cycle_key() then the
@@ -638,9 +643,12 @@ class SessionStore(ServerSessionBase):
             return {}
         self._version, self._created_at = header.version, header.created
         try:
-            self._stored_body = self._codec.unpack(form, body)
-        except (ValueError, zlib.error):
-            logger.warning("Session value could not be decoded")
+            self._stored_body = self._codec.unpack(
+                form, body, app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+            )
+        except (ValueError, zlib.error) as exc:
+            # Left in Redis as it is until this session is saved.
+            logger.warning("Session value could not be decoded (%s)", exc)
             self._stored_body = None
         session = self._loads(self._stored_body)
         self._stored_user = session_user_id(session)
