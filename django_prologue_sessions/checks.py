@@ -15,6 +15,7 @@ from django.core.checks import CheckMessage, Error, Info
 
 from django_prologue_sessions.conf import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SESSIONS_PER_USER,
     app_settings,
     is_positive_int,
 )
@@ -142,16 +143,32 @@ def _check_size_settings() -> list[CheckMessage]:
 
 
 def _check_memory_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
     max_sessions = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
     if not is_positive_int(max_sessions):
-        return [
+        errors.append(
             Error(
                 "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS must be a positive integer.",
                 hint=f"It is {max_sessions!r}; meanwhile 10000 is used.",
                 id="django_prologue_sessions.E010",
             )
-        ]
-    return []
+        )
+    per_user = getattr(
+        settings,
+        "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER",
+        DEFAULT_MAX_SESSIONS_PER_USER,
+    )
+    if not is_positive_int(per_user):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER must be a "
+                "positive integer.",
+                hint=f"It is {per_user!r}; meanwhile "
+                f"{DEFAULT_MAX_SESSIONS_PER_USER} is used.",
+                id="django_prologue_sessions.E011",
+            )
+        )
+    return errors
 
 
 def _check_redis_settings() -> list[CheckMessage]:

@@ -15,7 +15,7 @@ never scan the store. An engine supports them by implementing
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
@@ -34,6 +34,7 @@ __all__ = [
     "list_sessions",
     "revoke_all",
     "revoke_session",
+    "session_keys",
     "user_id_of",
 ]
 
@@ -83,6 +84,13 @@ class SupportsUserSessions(Protocol):
         ...
 
     @classmethod
+    def user_session_keys(cls, user_id: str) -> Iterator[str]:
+        """The keys of the user's live sessions, in any order, read as they
+        are consumed and without the sessions' data: to find one session
+        without listing them all."""
+        ...
+
+    @classmethod
     def revoke_user_sessions(
         cls,
         user_id: str,
@@ -129,6 +137,12 @@ def list_sessions(user_or_id: Model | str | int | UUID) -> list[UserSession]:
     )
 
 
+def session_keys(user_or_id: Model | str | int | UUID) -> Iterator[str]:
+    """The keys of the user's live sessions, in no order, fetched as they are
+    consumed (a page at a time from Redis): stop at the one you look for."""
+    return _engine().user_session_keys(user_id_of(user_or_id))
+
+
 def revoke_session(user_or_id: Model | str | int | UUID, session_key: str) -> bool:
     """End one session of the user; ``False`` if the user has no such session.
 
@@ -150,8 +164,13 @@ def revoke_all(user_or_id: Model | str | int | UUID, *, keep: str | None = None)
 def _engine() -> SupportsUserSessions:
     engine = settings.SESSION_ENGINE
     store = import_module(engine).SessionStore
-    if callable(getattr(store, "list_user_sessions", None)) and callable(
-        getattr(store, "revoke_user_sessions", None)
+    if all(
+        callable(getattr(store, method, None))
+        for method in (
+            "list_user_sessions",
+            "user_session_keys",
+            "revoke_user_sessions",
+        )
     ):
         return cast(SupportsUserSessions, store)
     message = (

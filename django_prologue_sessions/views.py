@@ -13,7 +13,8 @@ ended. Ending this very session is a logout. CSRF protection is Django's
 
 A session key is a credential: the pages never show one. Each session is
 named by ``session_id()``, an HMAC of its key under ``SECRET_KEY``, and the
-end view finds the user's session of that id.
+end view finds the user's session of that id, reading the user's session
+keys only (``session_keys()``), up to it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from django_prologue_sessions.user_sessions import (
     list_sessions,
     revoke_all,
     revoke_session,
+    session_keys,
 )
 
 __all__ = [
@@ -121,9 +123,11 @@ class SessionRevokeView(_RevokeView):
         wanted = request.POST.get("session", "")
         key = None
         if isinstance(wanted, str) and len(wanted) == ID_LENGTH:
-            for session in list_sessions(request.user):  # type: ignore[arg-type]
-                if constant_time_compare(session_id(session.session_key), wanted):
-                    key = session.session_key
+            # The keys only, a page at a time, up to the one wanted.
+            for candidate in session_keys(request.user):  # type: ignore[arg-type]
+                if constant_time_compare(session_id(candidate), wanted):
+                    key = candidate
+                    break
         if key is not None and key == request.session.session_key:
             url = self.get_success_url()
             logout(request)

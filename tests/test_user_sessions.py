@@ -41,6 +41,7 @@ from django_prologue_sessions.user_sessions import (
     list_sessions,
     revoke_all,
     revoke_session,
+    session_keys,
     user_id_of,
 )
 
@@ -436,6 +437,89 @@ def test_a_request_running_during_revoke_cannot_undo_it(engine: Harness) -> None
         running.save()
     assert list_sessions("7") == []
     assert store().exists(session.session_key) is False
+
+
+# A bounded number of sessions per user, listed and revoked a page at a time.
+
+
+def max_sessions_per_user(limit: int) -> override_settings:
+    """The engine's own setting for the most sessions a user may have."""
+    if RedisHarness.module == settings.SESSION_ENGINE:
+        return override_settings(
+            SESSION_REDIS={**settings.SESSION_REDIS, "max_sessions_per_user": limit}
+        )
+    return override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER=limit)
+
+
+def test_a_login_past_the_limit_ends_the_oldest_sessions(engine: Harness) -> None:
+    other = login("8")
+    with max_sessions_per_user(3):
+        # Created in this order, each expiring after the one before.
+        first, second, third = (login("7") for _ in range(3))
+        for age, session in enumerate((first, second, third), start=1):
+            session.set_expiry(age * 3600)
+            session.save()
+        fourth = login("7")
+        assert sorted(keys("7")) == sorted(
+            s.session_key for s in (second, third, fourth)
+        )
+        assert dict(load(first.session_key).items()) == {}
+        assert store().exists(first.session_key) is False
+        assert keys("8") == [other.session_key]
+
+
+def test_the_oldest_is_the_one_that_expires_soonest(engine: Harness) -> None:
+    with max_sessions_per_user(2):
+        remembered, brief = login("7"), login("7")
+        remembered.set_expiry(3600 * 24 * 30)
+        remembered.save()
+        brief.set_expiry(600)
+        brief.save()
+        # A new session that expires sooner still is never the one ended.
+        newest = store()
+        newest.set_expiry(60)
+        newest[SESSION_KEY] = "7"
+        newest.save()
+        assert sorted(keys("7")) == sorted([remembered.session_key, newest.session_key])
+
+
+def test_a_login_on_an_anonymous_session_counts(engine: Harness) -> None:
+    """The middleware's way: a stored anonymous session gains the user."""
+    auth = {
+        SESSION_KEY: "7",
+        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        HASH_SESSION_KEY: "0" * 64,
+    }
+    with max_sessions_per_user(2):
+        oldest = login("7")
+        oldest.set_expiry(3600)
+        oldest.save()
+        login("7")
+        browser = Client()
+        browser.get("/session/set/", {"cart": "book"})
+        browser.get("/session/set/", auth)
+        assert len(keys("7")) == 2
+        assert oldest.session_key not in keys("7")
+
+
+def test_the_default_limit_is_a_hundred(engine: Harness) -> None:
+    sessions = [login("7") for _ in range(101)]
+    listed = keys("7")
+    assert len(listed) == 100
+    assert sessions[-1].session_key in listed
+
+
+def test_many_sessions_are_listed_and_revoked_whole(engine: Harness) -> None:
+    with max_sessions_per_user(1000):
+        sessions = [login("7", n=n) for n in range(250)]
+        wanted = sorted(s.session_key for s in sessions)
+        assert sorted(keys("7")) == wanted
+        assert sorted(session_keys("7")) == wanted
+        engine_store = import_module(settings.SESSION_ENGINE).SessionStore
+        assert engine_store.revoke_user_sessions("7", wanted[:150]) == 150
+        assert sorted(keys("7")) == wanted[150:]
+        assert revoke_all("7", keep=wanted[200]) == 99
+        assert keys("7") == [wanted[200]]
 
 
 # Engines without an index by user.

@@ -11,6 +11,8 @@ copy: changing a value read from the session changes nothing stored until the
 session is saved, and two requests on one session never share an object.
 ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it, expired
 sessions go first, then the least recently used (its user is logged out).
+``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER`` bounds one user's: a
+login past it ends the user's sessions that expire soonest, as Redis does.
 Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
 engine.
 
@@ -27,7 +29,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
@@ -111,8 +113,13 @@ class MemoryStore:
         ttl: float,
         max_entries: int,
         user_id: str | None = None,
+        max_per_user: int | None = None,
     ) -> bool:
-        """Store a new session; ``False`` if ``key`` holds a live one already."""
+        """Store a new session; ``False`` if ``key`` holds a live one already.
+
+        A session of a user who then has more than ``max_per_user`` ends
+        those of the user's others that expire soonest.
+        """
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
@@ -127,12 +134,23 @@ class MemoryStore:
             if user_id is not None:
                 self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, now, now))
+            if user_id is not None and max_per_user is not None:
+                self._limit_user(user_id, key, max_per_user)
             return True
 
     def replace(
-        self, key: str, data: bytes, ttl: float, user_id: str | None = None
+        self,
+        key: str,
+        data: bytes,
+        ttl: float,
+        user_id: str | None = None,
+        max_per_user: int | None = None,
     ) -> bool:
-        """Update a live session; ``False`` if it expired or was deleted."""
+        """Update a live session; ``False`` if it expired or was deleted.
+
+        A session that gains a user ends the user's others past
+        ``max_per_user``, as ``add()`` does.
+        """
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
@@ -144,6 +162,12 @@ class MemoryStore:
                 if user_id is not None:
                     self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, entry[3], now))
+            if (
+                user_id is not None
+                and user_id != entry[2]  # a login
+                and max_per_user is not None
+            ):
+                self._limit_user(user_id, key, max_per_user)
             return True
 
     def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
@@ -257,6 +281,15 @@ class MemoryStore:
         else:
             keys.add(key)
 
+    def _limit_user(self, user_id: str, new_key: str, max_sessions: int) -> None:
+        keys = self._by_user[user_id]
+        extra = len(keys) - max_sessions
+        if extra > 0:
+            others = (key for key in keys if key != new_key)
+            soonest = heapq.nsmallest(extra, others, key=lambda k: self._entries[k][1])
+            for key in soonest:
+                self._remove(key)
+
     def _unindex(self, key: str, user_id: str) -> None:
         keys = self._by_user[user_id]
         keys.discard(key)
@@ -331,10 +364,22 @@ class SessionStore(ServerSessionBase):
             raise SessionTooLarge(len(data), max_bytes)
         ttl = self.get_expiry_age()
         if must_create:
-            max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
-            if not self.store.add(key, data, ttl, max_sessions, user_id):
+            if not self.store.add(
+                key,
+                data,
+                ttl,
+                app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS,
+                user_id,
+                app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER,
+            ):
                 raise CreateError
-        elif not self.store.replace(key, data, ttl, user_id):
+        elif not self.store.replace(
+            key,
+            data,
+            ttl,
+            user_id,
+            app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER,
+        ):
             # Deleted meanwhile (a logout, say): saving must not undo that.
             raise UpdateError
 
@@ -382,18 +427,26 @@ class SessionStore(ServerSessionBase):
         # distance from now.
         offset = _wall_now() - _now()
         reader = cls()
+        recording = app_settings.PROLOGUE_SESSIONS_ACTIVITY  # as Redis reads it
         return [
             UserSession(
                 session_key=key,
                 created=date_from_timestamp(created + offset),
                 last_seen=date_from_timestamp(last_saved + offset),
                 expires=date_from_timestamp(expires_at + offset),
-                activity=from_session(reader.decode_stored(data)),
+                activity=from_session(reader.decode_stored(data))
+                if recording
+                else None,
             )
             for key, data, created, last_saved, expires_at in cls.store.user_sessions(
                 user_id
             )
         ]
+
+    @classmethod
+    def user_session_keys(cls, user_id: str) -> Iterator[str]:
+        """The keys of the user's live sessions, none of their data."""
+        return iter([key for key, *_ in cls.store.user_sessions(user_id)])
 
     @classmethod
     def revoke_user_sessions(

@@ -20,7 +20,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -305,37 +305,71 @@ class SessionStore(ServerSessionBase):
         from django_prologue_sessions.activity import from_session
         from django_prologue_sessions.user_sessions import UserSession
 
+        # The values are read for the recorded activity only.
+        values = app_settings.PROLOGUE_SESSIONS_ACTIVITY
+        reader = cls()  # decodes each value as a load would
+        sessions = []
+        for key, created, saved, ms_left, value, now in cls._listed(user_id, values):
+            created_at = date_from_timestamp(float(created or now))
+            sessions.append(
+                UserSession(
+                    session_key=key.decode(),
+                    created=created_at,
+                    last_seen=date_from_timestamp(float(saved))
+                    if saved
+                    else created_at,
+                    expires=date_from_timestamp(now + ms_left / 1000)
+                    if ms_left >= 0
+                    else datetime.max.replace(tzinfo=UTC),
+                    activity=from_session(reader._decode(value)) if values else None,
+                )
+            )
+        return sessions
+
+    @classmethod
+    def user_session_keys(cls, user_id: str) -> Iterator[str]:
+        """The keys of the user's live sessions, read a page at a time from
+        the index and the sessions' headers, none of their data."""
+        for listed in cls._listed(user_id, values=False):
+            yield listed[0].decode()
+
+    @classmethod
+    def _listed(
+        cls, user_id: str, values: bool
+    ) -> Iterator[tuple[bytes, bytes, bytes, int, bytes, float]]:
+        """Each live session of the user as LIST returns it (key, created,
+        last saved, milliseconds left, the value or b''), and the time the
+        page was read; once each, though a session saved while the pages are
+        read may move to a later one."""
         _need_user_index("Listing")
         handle = sync_redis()
         prefix = current_options().key_prefix
-        reader = cls()  # decodes each value as a load would
-        sessions = []
         for tag in user_tags(user_id):
-            args = scripts.LIST.argv(head=layout.index_head(prefix, tag), user=user_id)
-            try:
-                found = handle.run_script(
-                    scripts.LIST, [cls.index_key(tag, user_id)], args
+            index = [cls.index_key(tag, user_id)]
+            seen: set[bytes] = set()
+            after: bytes = b""
+            after_score: bytes = b""
+            while True:
+                args = scripts.LIST.argv(
+                    head=layout.index_head(prefix, tag),
+                    user=user_id,
+                    after=after,
+                    after_score=after_score,
+                    values="1" if values else "",
                 )
-            except RedisUnavailable as exc:
-                raise unavailable(exc) from exc.error
-            now = _now()
-            for i in range(0, len(found), 5):
-                key, created, saved, ms_left, value = found[i : i + 5]
-                created_at = date_from_timestamp(float(created or now))
-                sessions.append(
-                    UserSession(
-                        session_key=key.decode(),
-                        created=created_at,
-                        last_seen=date_from_timestamp(float(saved))
-                        if saved
-                        else created_at,
-                        expires=date_from_timestamp(now + ms_left / 1000)
-                        if ms_left >= 0
-                        else datetime.max.replace(tzinfo=UTC),
-                        activity=from_session(reader._decode(value)),
-                    )
-                )
-        return sessions
+                try:
+                    found = handle.run_script(scripts.LIST, index, args)
+                except RedisUnavailable as exc:
+                    raise unavailable(exc) from exc.error
+                now = _now()
+                for i in range(2, len(found), 5):
+                    key, created, saved, ms_left, value = found[i : i + 5]
+                    if key not in seen:
+                        seen.add(key)
+                        yield key, created, saved, ms_left, value, now
+                after, after_score = found[0], found[1]
+                if not after:
+                    break
 
     @classmethod
     def revoke_user_sessions(
@@ -345,34 +379,44 @@ class SessionStore(ServerSessionBase):
         keep: str | None = None,
     ) -> int:
         _need_user_index("Revoking")
-        handle = sync_redis()
-        prefix = current_options().key_prefix
         ended = 0
         for tag in user_tags(user_id):
-            keys: list[str] = []
-            if session_keys is not None:
-                keys = [
-                    key
-                    for key in session_keys
-                    if isinstance(key, str)
-                    and _is_valid_key(key)
-                    and key.startswith(tag)
-                ]
-                if not keys:
-                    continue
-            args = scripts.REVOKE.argv(
-                keys,
-                head=layout.index_head(prefix, tag),
-                user=user_id,
-                keep=keep or "",
-            )
-            try:
-                ended += handle.run_script(
-                    scripts.REVOKE, [cls.index_key(tag, user_id)], args
-                )
-            except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+            if session_keys is None:
+                more = True
+                while more:
+                    page_ended, more = cls._revoke_page(user_id, tag, keep, [])
+                    ended += page_ended
+                continue
+            keys = [
+                key
+                for key in session_keys
+                if isinstance(key, str) and _is_valid_key(key) and key.startswith(tag)
+            ]
+            for i in range(0, len(keys), scripts.PAGE):
+                ended += cls._revoke_page(
+                    user_id, tag, keep, keys[i : i + scripts.PAGE]
+                )[0]
         return ended
+
+    @classmethod
+    def _revoke_page(
+        cls, user_id: str, tag: str, keep: str | None, keys: list[str]
+    ) -> tuple[int, bool]:
+        """One REVOKE: the given keys, or (none given) the first page of the
+        index. How many ended, and whether others are left to end."""
+        args = scripts.REVOKE.argv(
+            keys,
+            head=layout.index_head(current_options().key_prefix, tag),
+            user=user_id,
+            keep=keep or "",
+        )
+        try:
+            ended, more = sync_redis().run_script(
+                scripts.REVOKE, [cls.index_key(tag, user_id)], args
+            )
+        except RedisUnavailable as exc:
+            raise unavailable(exc, write=True) from exc.error
+        return ended, bool(more)
 
     # The decisions shared by the sync and async methods ---------------------
 
@@ -511,8 +555,15 @@ class SessionStore(ServerSessionBase):
         if new:
             value = b"1" + rest
             if indexed or ttl <= 0:  # SET's EX takes no expired TTL
-                member = key if indexed else ""
-                args = scripts.CREATE.argv(ttl=ttl, member=member, value=value)
+                options = current_options()
+                args = scripts.CREATE.argv(
+                    ttl=ttl,
+                    member=key if indexed else "",
+                    value=value,
+                    head=layout.index_head(options.key_prefix, key[:TAG_LENGTH]),
+                    user=user or "",
+                    max_sessions=options.max_sessions_per_user,
+                )
                 script: scripts.LuaScript | None = scripts.CREATE
             else:
                 args, script = ["SET", keys[0], value, "NX", "EX", ttl], None
