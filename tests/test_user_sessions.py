@@ -17,6 +17,7 @@ The Redis engine's own index is tested in ``tests/test_redis_user_index.py``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -451,15 +452,18 @@ def max_sessions_per_user(limit: int) -> override_settings:
     return override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER=limit)
 
 
+def login_in_turn(engine: Harness, user_id: str) -> SessionBase:
+    """A login after the ones before, in the engine's clock and in Redis's."""
+    engine.advance(1)
+    time.sleep(0.002)  # Redis scores the index in milliseconds of its own
+    return login(user_id)
+
+
 def test_a_login_past_the_limit_ends_the_oldest_sessions(engine: Harness) -> None:
     other = login("8")
     with max_sessions_per_user(3):
-        # Created in this order, each expiring after the one before.
-        first, second, third = (login("7") for _ in range(3))
-        for age, session in enumerate((first, second, third), start=1):
-            session.set_expiry(age * 3600)
-            session.save()
-        fourth = login("7")
+        first, second, third = (login_in_turn(engine, "7") for _ in range(3))
+        fourth = login_in_turn(engine, "7")
         assert sorted(keys("7")) == sorted(
             s.session_key for s in (second, third, fourth)
         )
@@ -468,19 +472,15 @@ def test_a_login_past_the_limit_ends_the_oldest_sessions(engine: Harness) -> Non
         assert keys("8") == [other.session_key]
 
 
-def test_the_oldest_is_the_one_that_expires_soonest(engine: Harness) -> None:
+def test_the_new_session_is_never_the_one_ended(engine: Harness) -> None:
     with max_sessions_per_user(2):
-        remembered, brief = login("7"), login("7")
-        remembered.set_expiry(3600 * 24 * 30)
-        remembered.save()
-        brief.set_expiry(600)
-        brief.save()
-        # A new session that expires sooner still is never the one ended.
+        oldest, kept = login_in_turn(engine, "7"), login_in_turn(engine, "7")
         newest = store()
-        newest.set_expiry(60)
+        newest.set_expiry(60)  # it expires before any other
         newest[SESSION_KEY] = "7"
         newest.save()
-        assert sorted(keys("7")) == sorted([remembered.session_key, newest.session_key])
+        assert sorted(keys("7")) == sorted([kept.session_key, newest.session_key])
+        assert store().exists(oldest.session_key) is False
 
 
 def test_a_login_on_an_anonymous_session_counts(engine: Harness) -> None:
@@ -491,10 +491,10 @@ def test_a_login_on_an_anonymous_session_counts(engine: Harness) -> None:
         HASH_SESSION_KEY: "0" * 64,
     }
     with max_sessions_per_user(2):
-        oldest = login("7")
-        oldest.set_expiry(3600)
-        oldest.save()
-        login("7")
+        oldest = login_in_turn(engine, "7")
+        login_in_turn(engine, "7")
+        engine.advance(1)
+        time.sleep(0.002)
         browser = Client()
         browser.get("/session/set/", {"cart": "book"})
         browser.get("/session/set/", auth)
