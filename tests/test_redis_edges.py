@@ -256,8 +256,14 @@ def test_argv_takes_exactly_the_named_head() -> None:
     assert scripts.DELETE.argv(member="k") == ["k"]
     assert scripts.DELETE.argv([b"x"], member="k") == ["k", b"x"]
     assert scripts.CREATE.argv(
-        member="", ttl=5, value=b"1j{}", head="", user="", max_sessions=1
-    ) == [5, "", b"1j{}", "", "", 1]
+        member="",
+        ttl=5,
+        value=b"1j{}",
+        index_ttl=10,
+        head="",
+        user="",
+        max_sessions=1,
+    ) == [5, "", b"1j{}", 10, "", "", 1]
     with pytest.raises(TypeError):
         scripts.CREATE.argv(ttl=5)
     with pytest.raises(TypeError):

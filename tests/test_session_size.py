@@ -173,9 +173,11 @@ def test_listing_does_not_inflate_a_value_past_the_bound(
     header, _, _ = layout.parse(stored)
     assert header.created is not None
     assert header.saved is not None
-    redis_store.set(
-        redis_key, bomb(layout.user_header(header.created, header.saved, "42"))
+    assert header.indexed_until is not None
+    user_header = layout.user_header(
+        header.created, header.saved, header.indexed_until, "42"
     )
+    redis_store.set(redis_key, bomb(user_header))
 
     listed, peak = peak_memory(lambda: list_sessions("42"))
     assert [s.session_key for s in listed] == [session.session_key]

@@ -11,14 +11,17 @@ that writes a session updates the index in the same atomic step.
 
 The value is a short header, then the session::
 
-    <version>[@<created>,<saved>,<length>:<user id>]<format><body>
+    <version>[@<created>,<saved>,<indexed until>,<length>:<user id>]<format><body>
 
-- ``version``: decimal, 1 when created; every save adds one (the UPDATE
-  script does), and a save applies only if the version it read is still
-  there: the optimistic concurrency that keeps concurrent changes to
-  different keys (``store``);
+- ``version``: decimal, 1 when created; every save adds one, and a save
+  applies only if the value it read is still there (``SET ... IFEQ``, or the
+  UPDATE script's check of the version on servers without it): the
+  optimistic concurrency that keeps concurrent changes to different keys
+  (``store``);
 - ``@...``: only for a logged-in session with the user index on: the
-  creation and last save times (Unix seconds) and the user id, its length
+  creation and last save times (Unix seconds), until when the session's
+  entry in its user's index lasts (Unix seconds, as the app server that
+  wrote the entry counted them; see ``store``), and the user id, its length
   first, which the scripts that list and revoke a user's sessions read
   without reading the session;
 - ``format``: ``j``, the body is the session dict as ``SESSION_SERIALIZER``
@@ -62,7 +65,7 @@ PRESET = (
     b'","_auth_user_backend":"django.contrib.auth.backends.ModelBackend"'
     b',"_auth_user_hash":"'
 )
-_HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+):)?")
+_HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+),(\d+):)?")
 
 
 def redis_key(prefix: str, session_key: str) -> str:
@@ -124,12 +127,13 @@ class Header:
     created: int | None = None
     saved: int | None = None
     user: str | None = None
+    indexed_until: int | None = None
 
 
-def user_header(created: int, saved: int, user: str) -> bytes:
+def user_header(created: int, saved: int, indexed_until: int, user: str) -> bytes:
     """The ``@...`` part of a logged-in session's header, for the scripts."""
     encoded = user.encode(errors="surrogatepass")
-    return b"@%d,%d,%d:%s" % (created, saved, len(encoded), encoded)
+    return b"@%d,%d,%d,%d:%s" % (created, saved, indexed_until, len(encoded), encoded)
 
 
 def parse(value: bytes) -> tuple[Header, bytes, bytes]:
@@ -137,7 +141,7 @@ def parse(value: bytes) -> tuple[Header, bytes, bytes]:
     match = _HEADER.match(value)
     if match is None:
         raise ValueError("Not a session value")
-    version, created, saved, length = match.groups()
+    version, created, saved, until, length = match.groups()
     position = match.end()
     user = None
     if length is not None:
@@ -149,8 +153,19 @@ def parse(value: bytes) -> tuple[Header, bytes, bytes]:
         None if created is None else int(created),
         None if saved is None else int(saved),
         user,
+        None if until is None else int(until),
     )
     return header, value[position : position + 1], value[position + 1 :]
+
+
+def restamp(value: bytes, now: int, indexed_until: int) -> bytes:
+    """``value`` as the RENAME script leaves it: created and saved ``now``,
+    indexed until ``indexed_until``; as it is if it has no user header."""
+    match = _HEADER.match(value)
+    if match is None or match.group(5) is None:
+        return value
+    head = b"%s@%d,%d,%d," % (match.group(1), now, now, indexed_until)
+    return head + value[match.start(5) :]
 
 
 class SessionCodec:

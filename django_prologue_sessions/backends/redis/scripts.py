@@ -2,17 +2,22 @@
 
 A session is one Redis string, laid out as ``layout`` says: a decimal
 version, a header a logged-in session has when the user index is on
-(``@<created>,<saved>,<length>:<user id>``), then a format letter and the
-session. A logged-in user's sessions are also members of that user's index, a
-sorted set scored by when each expires (in Redis's own clock, so that pruning
-the expired ones never drops a live one).
+(``@<created>,<saved>,<indexed until>,<length>:<user id>``), then a format
+letter and the session. A logged-in user's sessions are also members of that
+user's index, a sorted set scored by when each entry expires (in Redis's own
+clock, so that pruning the expired ones never drops a live session): at
+``index_ttl`` seconds from the write, which is never before the session
+expires.
 
-A session without a user is created with a plain ``SET NX EX``; the scripts
-create a logged-in one with its index entry, save (only if the version read
-is still there), re-key, delete, list and revoke. Listing and revoking go a
-page at a time (``PAGE`` members per call, the client asking for the next),
-and a login ends the user's sessions past ``max_sessions_per_user``, so that
-no script holds Redis for long, however many sessions a user has.
+A session without a user is created with a plain ``SET NX EX``, and a save
+that leaves the index alone is a plain ``SET ... IFEQ`` where the server has
+it (``store``); the scripts create a logged-in session with its index entry,
+save (only if the version read is still there) on servers without ``IFEQ``
+or when the index changes, re-key, delete, list and revoke. Listing and
+revoking go a page at a time (``PAGE`` members per call, the client asking
+for the next), and a login ends the user's sessions past
+``max_sessions_per_user``, so that no script holds Redis for long, however
+many sessions a user has.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -74,10 +79,11 @@ local PAGE = {PAGE}
 local PAGE_BYTES = {PAGE_BYTES}
 """
 
-# Score a member by when it expires in Redis's clock (milliseconds) and keep
-# the index at least as long as the session. A new member first drops those
-# that have expired (only a new member grows the index, and pruning costs as
-# much as the rest). An index whose last member is removed vanishes with it.
+# Score a member by when its entry expires in Redis's clock (milliseconds),
+# ttl seconds from now, and keep the index at least as long. A new member
+# first drops those that have expired (only a new member grows the index,
+# and pruning costs as much as the rest). An index whose last member is
+# removed vanishes with it.
 _INDEX_SESSION = """
 local function index_session(index, member, ttl, prune)
   local now = redis.call('TIME')
@@ -106,7 +112,8 @@ local function header_of(start)
   if not start then
     return nil
   end
-  local created, saved, length, at = string.match(start, '^%d+@(%d+),(%d+),(%d+):()')
+  local created, saved, length, at =
+    string.match(start, '^%d+@(%d+),(%d+),%d+,(%d+):()')
   if not created or tonumber(length) ~= #user then
     return nil
   end
@@ -116,7 +123,7 @@ local function header_of(start)
   return created, saved
 end
 local function header(key)
-  return header_of(redis.call('GETRANGE', key, 0, 63 + #user))
+  return header_of(redis.call('GETRANGE', key, 0, 79 + #user))
 end
 """
 
@@ -125,13 +132,14 @@ CREATE = LuaScript(
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
 local value = ARGV[3]
-local head = ARGV[4]
-local user = ARGV[5]
-local max_sessions = tonumber(ARGV[6])
+local index_ttl = tonumber(ARGV[4])
+local head = ARGV[5]
+local user = ARGV[6]
+local max_sessions = tonumber(ARGV[7])
 -- KEYS: the session, then its user's index (member, the session key, is
--- its entry there; head and user as for LIST). Past max_sessions members,
--- the user's sessions that expire soonest end, at most a page of them,
--- never the new one.
+-- its entry there, for index_ttl seconds; head and user as for LIST). Past
+-- max_sessions members, the user's sessions whose entries expire soonest
+-- end, at most a page of them, never the new one.
 local index = KEYS[2]
 """
     + _PAGING
@@ -143,7 +151,7 @@ if not redis.call('SET', KEYS[1], value, 'NX') then
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 if index and ttl > 0 then
-  index_session(index, member, ttl, true)
+  index_session(index, member, index_ttl, true)
   local extra = math.min(redis.call('ZCARD', index) - max_sessions, PAGE)
   if extra > 0 then
     for _, old in ipairs(redis.call('ZRANGE', index, 0, extra)) do
@@ -160,7 +168,7 @@ if index and ttl > 0 then
 end
 return 1
 """,
-    head=("ttl", "member", "value", "head", "user", "max_sessions"),
+    head=("ttl", "member", "value", "index_ttl", "head", "user", "max_sessions"),
 )
 """Create the session only if its key is free: 1 if created, 0 on a clash.
 A logged-in session's creation (a login) ends its user's oldest sessions
@@ -173,11 +181,12 @@ local expected = ARGV[2]
 local unversioned = ARGV[3]
 local index_op = ARGV[4]
 local member = ARGV[5]
+local index_ttl = tonumber(ARGV[6])
 -- KEYS: the session, then (if it has or had a user) that user's index.
 -- expected: the version the caller read ('' when it read none and replaces
 -- the session); unversioned: the value after the version. index_op 'a' adds (or
--- refreshes) member, the session key, in the index; 'r' removes it; ''
--- leaves the index alone.
+-- refreshes) member, the session key, in the index for index_ttl seconds;
+-- 'r' removes it; '' leaves the index alone.
 """
     + _INDEX_SESSION
     + """
@@ -202,14 +211,14 @@ version = tostring((tonumber(version) or 0) + 1)
 redis.call('SET', KEYS[1], version .. unversioned, 'EX', ttl)
 if KEYS[2] then
   if index_op == 'a' then
-    index_session(KEYS[2], member, ttl, false)
+    index_session(KEYS[2], member, index_ttl, false)
   elseif index_op == 'r' then
     redis.call('ZREM', KEYS[2], member)
   end
 end
 return tonumber(version)
 """,
-    head=("ttl", "expected", "unversioned", "index_op", "member"),
+    head=("ttl", "expected", "unversioned", "index_op", "member", "index_ttl"),
 )
 """Save a session only if it still exists and, unless ``expected`` is '', if
 its version is the one read: the new version if saved, 0 if it is gone, -1
@@ -226,10 +235,14 @@ local member = ARGV[1]
 local new_member = ARGV[2]
 local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
+local index_ttl = tonumber(ARGV[5])
+local indexed_until = ARGV[6]
 -- KEYS: a user's session, the name it moves to, and the user's index (if
 -- the index is on), where member and new_member, the old and the new session
 -- key, are its entries. Both names carry the same hash tag. Under its new
--- key the session counts as created and saved at now, and expires in ttl.
+-- key the session counts as created and saved at now, and expires in ttl;
+-- its index entry lasts index_ttl seconds, until indexed_until (as the
+-- header says, layout.restamp()).
 """
     + _INDEX_SESSION
     + """
@@ -240,19 +253,19 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1  -- the new key is taken: try another
 end
-local version, tail = string.match(current, '^(%d+)@%d+,%d+,(.*)$')
+local version, tail = string.match(current, '^(%d+)@%d+,%d+,%d+,(.*)$')
 if version then
-  current = version .. '@' .. now .. ',' .. now .. ',' .. tail
+  current = version .. '@' .. now .. ',' .. now .. ',' .. indexed_until .. ',' .. tail
 end
 redis.call('SET', KEYS[2], current, 'EX', ttl)
 redis.call('UNLINK', KEYS[1])
 if KEYS[3] then
   redis.call('ZREM', KEYS[3], member)
-  index_session(KEYS[3], new_member, ttl, false)
+  index_session(KEYS[3], new_member, index_ttl, false)
 end
 return 1
 """,
-    head=("member", "new_member", "now", "ttl"),
+    head=("member", "new_member", "now", "ttl", "index_ttl", "indexed_until"),
 )
 """Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
 it has ended, -1 if the new key is taken. Its value moves with it."""
@@ -307,7 +320,7 @@ for i = 1, math.min(#page, 2 * PAGE), 2 do
   if values == '1' then
     value = redis.call('GET', key)
   else
-    value = redis.call('GETRANGE', key, 0, 63 + #user)
+    value = redis.call('GETRANGE', key, 0, 79 + #user)
   end
   local created, saved = header_of(value)
   if created then
