@@ -155,7 +155,7 @@ class RedisOptions:
     #: Whether each logged-in user has an index of their sessions, which
     #: listing and revoking them needs.
     user_index: bool = True
-    #: A login past it ends the user's sessions that would expire soonest.
+    #: A login past it ends the user's sessions whose index entries expire first.
     max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
 
     @property

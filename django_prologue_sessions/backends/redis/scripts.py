@@ -361,25 +361,38 @@ local index = KEYS[1]
     + _PAGING
     + _OWNED
     + """
-local ended = 0
+-- One UNLINK and one ZREM for the page: a call costs Redis about as much
+-- as a command of its own.
+local keys, members = {}, {}
 local function revoke(member)
   if member ~= keep then
     local key = key_of(member)
     if header(key) then
-      ended = ended + redis.call('UNLINK', key)
+      keys[#keys + 1] = key
     end
-    redis.call('ZREM', index, member)
+    members[#members + 1] = member
   end
+end
+local function finish()
+  local ended = 0
+  if #keys > 0 then
+    ended = redis.call('UNLINK', unpack(keys))
+  end
+  if #members > 0 then
+    redis.call('ZREM', index, unpack(members))
+  end
+  return ended
 end
 if #ARGV > 3 then
   for i = 4, #ARGV do
     revoke(ARGV[i])
   end
-  return {ended, 0}
+  return {finish(), 0}
 end
 for _, member in ipairs(redis.call('ZRANGE', index, 0, PAGE)) do
   revoke(member)
 end
+local ended = finish()
 local left = redis.call('ZCARD', index)
 if keep ~= '' and redis.call('ZSCORE', index, keep) then
   left = left - 1
