@@ -39,8 +39,7 @@ import functools
 import logging
 import re
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
@@ -119,9 +118,8 @@ def _tag(secret: str | bytes, user_id: str) -> str:
     return "".join(characters)
 
 
-@dataclass(frozen=True)
-class Header:
-    """What a value says besides the session."""
+class Header(NamedTuple):
+    """What a value says besides the session (a tuple: built on every load)."""
 
     version: str
     created: int | None = None
@@ -168,6 +166,18 @@ def restamp(value: bytes, now: int, indexed_until: int) -> bytes:
     return head + value[match.start(5) :]
 
 
+def codec(serializer_class: type[Any]) -> SessionCodec:
+    """The codec of a ``SESSION_SERIALIZER`` class, made once: it holds nothing
+    of a request's, and Django's serializers hold no state."""
+    found = _codecs.get(serializer_class)
+    if found is None:
+        found = _codecs.setdefault(serializer_class, SessionCodec(serializer_class()))
+    return found
+
+
+_codecs: dict[Any, SessionCodec] = {}
+
+
 class SessionCodec:
     """A session dict as the format letter and body of a value, and back."""
 
@@ -187,8 +197,13 @@ class SessionCodec:
 
     @staticmethod
     def pack(serialized: bytes) -> bytes:
-        """The format letter and body: deflated only where that is shorter."""
-        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=PRESET)
+        """The format letter and body: deflated only where that is shorter.
+
+        zlib's default level and memory: a session is too short for level 9
+        to find more (the bodies of ``bench.redis_memory``'s profiles come out
+        the same), and the larger state costs more to set up on every save.
+        """
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zdict=PRESET)
         deflated = compressor.compress(serialized) + compressor.flush()
         if len(deflated) < len(serialized):
             return DEFLATED + deflated

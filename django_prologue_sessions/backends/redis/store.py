@@ -33,7 +33,7 @@ import re
 import time
 import zlib
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +159,7 @@ class Write:
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._codec = layout.SessionCodec(self.serializer_class())
+        self._codec = layout.codec(self.serializer_class)
         # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
         self._version: str | None = None
@@ -624,35 +624,50 @@ class SessionStore(ServerSessionBase):
             head = layout.user_header(created, stamp, until, user)
         rest = head + self._codec.pack(body)
         index_ttl = 0 if until is None else until - stamp
-        write = Write(None, keys, [], data, body, ttl, user, created, new, rest, until)
+        script: scripts.LuaScript | None
+        expected, version = None, 1
         if new:
+            value = b"1" + rest
             if index_op or ttl <= 0:  # SET's EX takes no expired TTL
+                script = scripts.CREATE
                 options = current_options()
-                args = scripts.CREATE.argv(
+                args = script.argv(
                     ttl=ttl,
                     member=key if index_op else "",
-                    value=write.value(1),
+                    value=value,
                     index_ttl=index_ttl,
                     head=layout.index_head(options.key_prefix, key[:TAG_LENGTH]),
                     user=user or "",
                     max_sessions=options.max_sessions_per_user,
                 )
-                return replace(write, script=scripts.CREATE, args=args)
-            args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
-            return replace(write, args=args)
-        args = scripts.UPDATE.argv(
-            ttl=ttl,
-            expected=self._version or "",
-            unversioned=rest,
-            index_op=index_op,
-            member=key if index_op else "",
-            index_ttl=index_ttl,
-        )
-        write = replace(write, script=scripts.UPDATE, args=args)
-        if index_op or ttl <= 0 or self._version is None:
-            return write
-        return replace(
-            write, expected=self._stored_value, version=int(self._version) + 1
+            else:
+                script, args = None, ["SET", keys[0], value, "NX", "EX", ttl]
+        else:
+            script = scripts.UPDATE
+            args = script.argv(
+                ttl=ttl,
+                expected=self._version or "",
+                unversioned=rest,
+                index_op=index_op,
+                member=key if index_op else "",
+                index_ttl=index_ttl,
+            )
+            if not index_op and ttl > 0 and self._version is not None:
+                expected, version = self._stored_value, int(self._version) + 1
+        return Write(
+            script,
+            keys,
+            args,
+            data,
+            body,
+            ttl,
+            user,
+            created,
+            new,
+            rest,
+            until,
+            expected,
+            version,
         )
 
     def _index_op(
