@@ -145,17 +145,28 @@ def measure_phase(
     stop.set()
     samples = receiver.recv()
     prober.join()
-    during = sorted(ms for when, ms in samples if begin <= when <= end)
+    # Each GET that overlaps the phase, the one it blocked included.
+    during = sorted(
+        ms for when, ms in samples if when <= end and when + ms / 1000 >= begin
+    )
     return {
         "operation_ms": durations,
         "gets": len(during),
-        "get_p50_ms": statistics.median(during),
-        "get_p99_ms": during[min(len(during) - 1, int(len(during) * 0.99))],
-        "get_max_ms": during[-1],
+        "get_p50_ms": statistics.median(during) if during else None,
+        "get_p99_ms": percentile(during, 0.99),
+        "get_max_ms": percentile(during, 1),
         "slowest_script_ms": slowest_script / 1000,
         "scripts": scripts.get("calls", 0),
         "script_mean_ms": scripts.get("usec_per_call", 0) / 1000,
     }
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """The value ``fraction`` of the way up ``ordered``; None if it is empty
+    (a phase shorter than the prober's loop on a busy machine)."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def run(sessions: int, rounds: int, url: str | None = None) -> dict[str, Any]:
@@ -236,10 +247,14 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for name, p in results["phases"].items():
         operation = " / ".join(f"{ms:.0f}" for ms in p["operation_ms"])
+        gets = [
+            "-" if p[f"get_{k}_ms"] is None else f"{p[f'get_{k}_ms']:.2f}"
+            for k in ("p50", "p99", "max")
+        ]
         lines.append(
-            f"| {name} | {operation} | {p['gets']} | {p['get_p50_ms']:.2f} "
-            f"| {p['get_p99_ms']:.2f} | {p['get_max_ms']:.2f} | {p['scripts']} "
-            f"| {p['script_mean_ms']:.2f} | {p['slowest_script_ms']:.2f} |"
+            f"| {name} | {operation} | {p['gets']} | {' | '.join(gets)} "
+            f"| {p['scripts']} | {p['script_mean_ms']:.2f} "
+            f"| {p['slowest_script_ms']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
