@@ -68,8 +68,8 @@ class LuaScript:
 
 
 #: The most members a script reads from a user's index in one call: a page
-#: of the user's sessions costs Redis about a millisecond on a loaded
-#: machine (``bench/per_user.py``), so that other clients never wait long.
+#: of the user's sessions costs Redis under a millisecond on average
+#: (``bench/per_user.py``), so that other clients never wait long.
 PAGE = 100
 #: The most bytes of values one LIST page returns (after the value that
 #: passes it), so that a page of large sessions is a page of few.
