@@ -15,7 +15,12 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Warning
 from django.core.exceptions import ImproperlyConfigured
 
-from django_prologue_sessions.conf import app_settings, is_positive_int
+from django_prologue_sessions.conf import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SESSIONS_PER_USER,
+    app_settings,
+    is_positive_int,
+)
 
 OUR_ENGINES = "django_prologue_sessions.backends."
 
@@ -25,6 +30,7 @@ def check_settings(
 ) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     errors.extend(_check_cookie_settings())
+    errors.extend(_check_size_settings())
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
@@ -34,8 +40,9 @@ def check_settings(
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
 # E040-E049 flash messages, E050-E059 session activity and the sessions pages,
-# E060-E069 moving sessions in from the previous engine. A warning or info
-# takes the next number of its range, as an error does.
+# E060-E069 moving sessions in from the previous engine, E070-E079 the size
+# of a session. A warning or info takes the next number of its range, as an
+# error does.
 
 
 # The engines a site is likeliest to move from, for typo suggestions.
@@ -210,17 +217,46 @@ def _check_trusted_proxies() -> list[CheckMessage]:
     return []
 
 
+def _check_size_settings() -> list[CheckMessage]:
+    max_bytes = getattr(settings, "PROLOGUE_SESSIONS_MAX_BYTES", DEFAULT_MAX_BYTES)
+    if not is_positive_int(max_bytes):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MAX_BYTES must be a positive integer (bytes).",
+                hint=f"It is {max_bytes!r}; meanwhile {DEFAULT_MAX_BYTES} is used.",
+                id="django_prologue_sessions.E070",
+            )
+        ]
+    return []
+
+
 def _check_memory_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
     max_sessions = getattr(settings, "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
     if not is_positive_int(max_sessions):
-        return [
+        errors.append(
             Error(
                 "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS must be a positive integer.",
                 hint=f"It is {max_sessions!r}; meanwhile 10000 is used.",
                 id="django_prologue_sessions.E010",
             )
-        ]
-    return []
+        )
+    per_user = getattr(
+        settings,
+        "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER",
+        DEFAULT_MAX_SESSIONS_PER_USER,
+    )
+    if not is_positive_int(per_user):
+        errors.append(
+            Error(
+                "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER must be a "
+                "positive integer.",
+                hint=f"It is {per_user!r}; meanwhile "
+                f"{DEFAULT_MAX_SESSIONS_PER_USER} is used.",
+                id="django_prologue_sessions.E011",
+            )
+        )
+    return errors
 
 
 def _check_redis_settings() -> list[CheckMessage]:

@@ -9,6 +9,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+#: 4 MiB: four times memcached's item limit, far above what a session holds.
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+#: Of the memory engine and ``SESSION_REDIS["max_sessions_per_user"]``: signed
+#: in on 100 devices at once is far more than a person needs (GitLab allows
+#: 100 too), and a user's sessions are then listed in one page.
+DEFAULT_MAX_SESSIONS_PER_USER = 100
 
 
 class Settings:
@@ -27,6 +33,16 @@ class Settings:
         return _positive_int_setting("PROLOGUE_SESSIONS_COOKIE_MAX_BYTES", 4096)
 
     @property
+    def PROLOGUE_SESSIONS_MAX_BYTES(self) -> int:
+        """The largest session, serialized, that the memory and Redis engines
+        save or read; a stored one past it (inflated) reads as corrupt.
+
+        A value that is not a positive integer counts as the default, 4 MiB;
+        system check E070 reports it.
+        """
+        return _positive_int_setting("PROLOGUE_SESSIONS_MAX_BYTES", DEFAULT_MAX_BYTES)
+
+    @property
     def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS(self) -> int:
         """How many sessions the memory engine keeps before evicting (LRU).
 
@@ -34,6 +50,19 @@ class Settings:
         system check E010 reports it.
         """
         return _positive_int_setting("PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS", 10_000)
+
+    @property
+    def PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER(self) -> int:
+        """How many sessions one user may have in the memory engine: a login
+        past it ends that user's sessions that would expire soonest.
+
+        A value that is not a positive integer counts as the default, 100;
+        system check E011 reports it.
+        """
+        return _positive_int_setting(
+            "PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER",
+            DEFAULT_MAX_SESSIONS_PER_USER,
+        )
 
     @property
     def PROLOGUE_SESSIONS_ACTIVITY(self) -> bool:

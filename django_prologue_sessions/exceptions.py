@@ -28,6 +28,25 @@ class SessionCookieTooLarge(ValueError):
         )
 
 
+class SessionTooLarge(ValueError):
+    """A session is larger than ``PROLOGUE_SESSIONS_MAX_BYTES``, serialized.
+
+    Raised when saving, and nothing is written: the engines read a stored
+    session past that size as corrupt (an empty session), so saving it would
+    lose it at the next request.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"The session is {size} bytes serialized, over the limit of "
+            f"{limit} bytes (PROLOGUE_SESSIONS_MAX_BYTES). Store less in the "
+            "session (a key of a database row rather than the row), or raise "
+            "the limit."
+        )
+
+
 class SessionStoreUnavailable(RuntimeError):
     """The session store (Redis) could not be reached in time.
 

@@ -53,3 +53,33 @@ class MaxSessionsCheckTests(SimpleTestCase):
             SystemCheckError, "(django_prologue_sessions.E010)"
         ):
             call_command("check")
+
+
+class MaxSessionsPerUserCheckTests(SimpleTestCase):
+    def test_unset_passes_and_defaults_to_a_hundred(self) -> None:
+        self.assertEqual(_check_memory_settings(), [])
+        self.assertEqual(
+            app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER, 100
+        )
+
+    def test_a_positive_integer_passes(self) -> None:
+        with override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER=3):
+            self.assertEqual(_check_memory_settings(), [])
+            self.assertEqual(
+                app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER, 3
+            )
+
+    def test_not_a_positive_integer_is_e011(self) -> None:
+        bad: list[Any] = [0, -1, True, 1.5, "100", None]
+        for value in bad:
+            with (
+                self.subTest(value=value),
+                override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER=value),
+            ):
+                self.assertEqual(
+                    [error.id for error in _check_memory_settings()],
+                    ["django_prologue_sessions.E011"],
+                )
+                self.assertEqual(
+                    app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER, 100
+                )

@@ -288,6 +288,22 @@ class RedisChecksTests(SimpleTestCase):
         self.assertEqual(self.ids({"user_index": True}), [])
         self.assert_only("django_prologue_sessions.E027", {"user_index": "no"})
 
+    def test_max_sessions_per_user_is_a_positive_int_e027(self) -> None:
+        for value in (1, 100, 10_000):
+            with self.subTest(value=value):
+                self.assertEqual(self.ids({"max_sessions_per_user": value}), [])
+        for value in (0, -1, True, 1.5, "100", None):
+            with self.subTest(value=value):
+                self.assert_only(
+                    "django_prologue_sessions.E027", {"max_sessions_per_user": value}
+                )
+
+    def test_max_sessions_per_user_without_the_index_is_e036(self) -> None:
+        self.assertEqual(
+            self.ids({"user_index": False, "max_sessions_per_user": 5}),
+            ["django_prologue_sessions.E036", "django_prologue_sessions.I035"],
+        )
+
     def test_manage_py_check_reports_it(self) -> None:
         with (
             override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS={"hots": "x"}),

@@ -450,29 +450,32 @@ def test_many_sessions_a_bounded_page_per_command(
     # Past 128 members a sorted set is no longer one listpack, and ZSCAN
     # returns it a page at a time.
     many = 300
-    keys = []
-    for _ in range(many):
-        stored = SessionStore()
-        stored["_auth_user_id"] = "7"
-        stored.save()
-        assert stored.session_key is not None
-        keys.append(stored.session_key)
-    sent: list[tuple[Any, ...]] = []
-    execute = SyncRedis.execute
+    # One user with more sessions than max_sessions_per_user allows by default.
+    limit = {**settings.SESSION_REDIS, "max_sessions_per_user": many}
+    with override_settings(SESSION_REDIS=limit):
+        keys = []
+        for _ in range(many):
+            stored = SessionStore()
+            stored["_auth_user_id"] = "7"
+            stored.save()
+            assert stored.session_key is not None
+            keys.append(stored.session_key)
+        sent: list[tuple[Any, ...]] = []
+        execute = SyncRedis.execute
 
-    def recording(self: SyncRedis, *command: Any, **options: Any) -> Any:
-        sent.append(command)
-        return execute(self, *command, **options)
+        def recording(self: SyncRedis, *command: Any, **options: Any) -> Any:
+            sent.append(command)
+            return execute(self, *command, **options)
 
-    with mock.patch.object(SyncRedis, "execute", recording):
-        assert flash_user("7", "to every one") == many
-    scans = [c for c in sent if c[0] == "ZSCAN"]
-    reads = [c for c in sent if c[0] == "MGET"]
-    assert len(scans) > 1
-    assert sum(len(c) - 1 for c in reads) == many
-    assert max(len(c) - 1 for c in reads) <= 2 * user_changes.PAGE
-    for key in keys:
-        assert SessionStore(key).load()["_messages"].count("to every one") == 1
+        with mock.patch.object(SyncRedis, "execute", recording):
+            assert flash_user("7", "to every one") == many
+        scans = [c for c in sent if c[0] == "ZSCAN"]
+        reads = [c for c in sent if c[0] == "MGET"]
+        assert len(scans) > 1
+        assert sum(len(c) - 1 for c in reads) == many
+        assert max(len(c) - 1 for c in reads) <= 2 * user_changes.PAGE
+        for key in keys:
+            assert SessionStore(key).load()["_messages"].count("to every one") == 1
 
 
 @pytest.mark.parametrize("on_unavailable", ["raise", "empty"])

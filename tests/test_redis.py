@@ -23,6 +23,7 @@ from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session
 from django_prologue_sessions.backends.redis import layout
 from django_prologue_sessions.backends.redis.connection import sync_redis
 from django_prologue_sessions.backends.redis.store import SessionStore
+from django_prologue_sessions.conf import DEFAULT_MAX_BYTES
 from tests.redis_round_trips import (
     aopen_pool,
     count_round_trips,
@@ -163,7 +164,7 @@ def stored_value(
     value = client.get(SessionStore.redis_key(session.session_key))
     assert isinstance(value, bytes)
     header, form, body = layout.parse(value)
-    return header, form, layout.SessionCodec.unpack(form, body)
+    return header, form, layout.SessionCodec.unpack(form, body, DEFAULT_MAX_BYTES)
 
 
 def test_layout_is_one_string_per_session_in_its_own_slot(store: redis.Redis) -> None:

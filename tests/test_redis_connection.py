@@ -221,7 +221,9 @@ def keepalive_timer_on(local_port: int, expected: bool) -> bool:
 def _socket_timer(local_port: int) -> str:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == local_port:
+        # The open connection: an earlier one closed on the same port may
+        # linger in TIME_WAIT ("st" 06), with a timer of its own.
+        if int(fields[1].split(":")[1], 16) == local_port and fields[3] == "01":
             return fields[5].split(":")[0]
     raise AssertionError(f"no socket on local port {local_port}")
 

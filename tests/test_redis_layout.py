@@ -78,7 +78,7 @@ def everything_in(client: redis.Redis) -> list[bytes]:
             found.append(value)
             with suppress(ValueError):  # a session: deflated, maybe
                 _, form, body = layout.parse(value)
-                found.append(layout.SessionCodec.unpack(form, body))
+                found.append(layout.SessionCodec.unpack(form, body, 1 << 30))
         elif kind == b"zset":
             found.extend(client.zrange(key, 0, -1))
         elif kind == b"hash":

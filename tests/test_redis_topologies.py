@@ -23,6 +23,7 @@ from django.test import Client, override_settings
 from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session_id
 from django_prologue_sessions.backends.redis import SessionStore, layout
 from django_prologue_sessions.backends.redis import connection as _redis_connection
+from django_prologue_sessions.conf import DEFAULT_MAX_BYTES
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 from django_prologue_sessions.flash import aflash_user, flash_user
 from tests import test_redis
@@ -79,7 +80,9 @@ def session_in(client: redis.Redis, key: str) -> dict[str, Any]:
     value = client.get(key)
     assert isinstance(value, bytes)
     _header, form, body = layout.parse(value)
-    data: dict[str, Any] = json.loads(layout.SessionCodec.unpack(form, body))
+    data: dict[str, Any] = json.loads(
+        layout.SessionCodec.unpack(form, body, DEFAULT_MAX_BYTES)
+    )
     return data
 
 

@@ -5,8 +5,9 @@ what keeps the index exact (the API itself runs in test_user_sessions.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ from django.test import override_settings
 from redis.cluster import RedisCluster
 
 from django_prologue_sessions.backends._session_keys import USER_ID_KEY, session_id
-from django_prologue_sessions.backends.redis import layout
+from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis import store as engine
 from django_prologue_sessions.backends.redis.layout import user_tag
 from django_prologue_sessions.backends.redis.store import SessionStore
@@ -606,3 +607,121 @@ def test_user_ids_that_look_like_the_header_are_listed(store: redis.Redis) -> No
         assert header_of(store, key).user == user
         assert [s.id for s in list_sessions(user)] == [session_id(key)]
         assert revoke_all(user) == 1
+
+
+# Bounded work per call: a page of the index at a time.
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """How many times the server ran each command (scripts' own included)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()}
+
+
+def calls_during(client: redis.Redis, work: Callable[[], object]) -> dict[str, int]:
+    client.config_resetstat()
+    work()
+    calls = command_calls(client)
+    calls.pop("config|resetstat", None)
+    return calls
+
+
+@pytest.fixture
+def many(store: redis.Redis) -> Iterator[list[str]]:
+    """250 sessions of user 7, made in a burst (many share a score)."""
+    with override_settings(
+        SESSION_REDIS={**settings.SESSION_REDIS, "max_sessions_per_user": 1000}
+    ):
+        yield sorted(key_of(logged_in("7")) for _ in range(250))
+
+
+def test_listing_reads_a_page_per_script_and_values_only_if_shown(
+    store: redis.Redis, many: list[str]
+) -> None:
+    calls = calls_during(store, lambda: list_sessions("7"))
+    assert calls["evalsha"] == 3  # 100, 100, 50
+    assert calls["getrange"] == 250  # the headers
+    assert "get" not in calls  # no value: recording is off
+    with override_settings(PROLOGUE_SESSIONS_ACTIVITY=True):
+        calls = calls_during(store, lambda: list_sessions("7"))
+    assert calls["evalsha"] == 3
+    assert calls["get"] == 250
+
+
+def test_a_page_of_large_values_is_a_page_of_few(store: redis.Redis) -> None:
+    for _ in range(5):
+        session = logged_in("7")
+        # Hex of random bytes deflates to half: each value is 0.6 pages.
+        session["text"] = os.urandom(scripts.PAGE_BYTES * 6 // 10).hex()
+        session.save()
+    with override_settings(PROLOGUE_SESSIONS_ACTIVITY=True):
+        calls = calls_during(store, lambda: list_sessions("7"))
+    assert calls["evalsha"] == 3  # two values a page (the second passes it)
+
+
+def test_revoking_all_goes_a_page_per_script(
+    store: redis.Redis, many: list[str]
+) -> None:
+    ended = []
+    calls = calls_during(store, lambda: ended.append(revoke_all("7", keep=many[0])))
+    assert ended == [249]
+    assert calls["evalsha"] == 3
+    assert calls["unlink"] == 3  # one per page
+    assert calls["getrange"] == 249  # each header checked
+    assert store.dbsize() == 2  # the kept session and its index
+    assert [s.id for s in list_sessions("7")] == [session_id(many[0])]
+
+
+def test_revoking_many_keys_goes_a_page_per_script(
+    store: redis.Redis, many: list[str]
+) -> None:
+    ended = []
+    calls = calls_during(
+        store,
+        lambda: ended.append(
+            SessionStore.revoke_user_sessions(
+                "7", [session_id(key) for key in many[:230]]
+            )
+        ),
+    )
+    assert ended == [230]
+    assert calls["evalsha"] == 3  # 100, 100, 30
+    assert sorted(s.id for s in list_sessions("7")) == sorted(
+        session_id(key) for key in many[230:]
+    )
+
+
+def test_sessions_that_change_between_pages_are_listed_once(
+    store: redis.Redis, many: list[str]
+) -> None:
+    pages = (listed[0] for listed in SessionStore._listed("7", values=False))
+    first_page = [next(pages) for _ in range(scripts.PAGE)]
+    # The session the page ended with ends; one already listed is saved (a
+    # later expiry: a later place in the index).
+    SessionStore.revoke_user_sessions("7", [first_page[-1]])
+    key_by_id = {session_id(key): key for key in many}
+    saved = SessionStore(key_by_id[first_page[0]])
+    saved.set_expiry(10**7)
+    saved.save()
+    listed = first_page + list(pages)
+    assert len(listed) == len(set(listed))
+    assert set(listed) == set(key_by_id)
+
+
+def test_a_login_ends_at_most_a_page_of_sessions_past_the_limit(
+    store: redis.Redis, many: list[str]
+) -> None:
+    with override_settings(
+        SESSION_REDIS={**settings.SESSION_REDIS, "max_sessions_per_user": 10}
+    ):
+        newest = key_of(logged_in("7"))
+        assert store.zcard(index_of("7")) == 251 - scripts.PAGE
+        newer = key_of(logged_in("7"))
+        assert store.zcard(index_of("7")) == 252 - 2 * scripts.PAGE
+        key_of(logged_in("7"))
+        assert store.zcard(index_of("7")) == 10
+        listed = [s.id for s in list_sessions("7")]
+    assert len(listed) == 10
+    assert {session_id(newest), session_id(newer)} <= set(listed)
+    # The ended sessions are gone, not only unlisted.
+    assert store.dbsize() == 10 + 1

@@ -17,6 +17,7 @@ The Redis engine's own index is tested in ``tests/test_redis_user_index.py``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -474,6 +475,89 @@ def test_a_request_running_during_revoke_cannot_undo_it(engine: Harness) -> None
         running.save()
     assert list_sessions("7") == []
     assert store().exists(session.session_key) is False
+
+
+# A bounded number of sessions per user, listed and revoked a page at a time.
+
+
+def max_sessions_per_user(limit: int) -> override_settings:
+    """The engine's own setting for the most sessions a user may have."""
+    if RedisHarness.module == settings.SESSION_ENGINE:
+        return override_settings(
+            SESSION_REDIS={**settings.SESSION_REDIS, "max_sessions_per_user": limit}
+        )
+    return override_settings(PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER=limit)
+
+
+def login_in_turn(engine: Harness, user_id: str) -> SessionBase:
+    """A login after the ones before, in the engine's clock and in Redis's."""
+    engine.advance(1)
+    time.sleep(0.002)  # Redis scores the index in milliseconds of its own
+    return login(user_id)
+
+
+def test_a_login_past_the_limit_ends_the_oldest_sessions(engine: Harness) -> None:
+    other = login("8")
+    with max_sessions_per_user(3):
+        first, second, third = (login_in_turn(engine, "7") for _ in range(3))
+        fourth = login_in_turn(engine, "7")
+        assert sorted(ids("7")) == sorted(
+            session_id(s.session_key) for s in (second, third, fourth)
+        )
+        assert dict(load(first.session_key).items()) == {}
+        assert store().exists(first.session_key) is False
+        assert ids("8") == [session_id(other.session_key)]
+
+
+def test_the_new_session_is_never_the_one_ended(engine: Harness) -> None:
+    with max_sessions_per_user(2):
+        oldest, kept = login_in_turn(engine, "7"), login_in_turn(engine, "7")
+        newest = store()
+        newest.set_expiry(60)  # it expires before any other
+        newest[SESSION_KEY] = "7"
+        newest.save()
+        assert sorted(ids("7")) == sorted(
+            [session_id(kept.session_key), session_id(newest.session_key)]
+        )
+        assert store().exists(oldest.session_key) is False
+
+
+def test_a_login_on_an_anonymous_session_counts(engine: Harness) -> None:
+    """The middleware's way: a stored anonymous session gains the user."""
+    auth = {
+        SESSION_KEY: "7",
+        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        HASH_SESSION_KEY: "0" * 64,
+    }
+    with max_sessions_per_user(2):
+        oldest = login_in_turn(engine, "7")
+        login_in_turn(engine, "7")
+        engine.advance(1)
+        time.sleep(0.002)
+        browser = Client()
+        browser.get("/session/set/", {"cart": "book"})
+        browser.get("/session/set/", auth)
+        assert len(ids("7")) == 2
+        assert session_id(oldest.session_key) not in ids("7")
+
+
+def test_the_default_limit_is_a_hundred(engine: Harness) -> None:
+    sessions = [login("7") for _ in range(101)]
+    listed = ids("7")
+    assert len(listed) == 100
+    assert session_id(sessions[-1].session_key) in listed
+
+
+def test_many_sessions_are_listed_and_revoked_whole(engine: Harness) -> None:
+    with max_sessions_per_user(1000):
+        sessions = [login("7", n=n) for n in range(250)]
+        wanted = sorted(session_id(s.session_key) for s in sessions)
+        assert sorted(ids("7")) == wanted
+        engine_store = import_module(settings.SESSION_ENGINE).SessionStore
+        assert engine_store.revoke_user_sessions("7", wanted[:150]) == 150
+        assert sorted(ids("7")) == wanted[150:]
+        assert revoke_all("7", keep=wanted[200]) == 99
+        assert ids("7") == [wanted[200]]
 
 
 # Engines without an index by user.

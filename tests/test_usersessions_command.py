@@ -309,6 +309,7 @@ def record(key: str, ip: str | None, user_agent: str) -> None:
     session.save()
 
 
+@override_settings(PROLOGUE_SESSIONS_ACTIVITY=True)
 def test_list_shows_where_each_session_was_last_seen() -> None:
     record(LAPTOP, "192.0.2.1", FIREFOX)
     record(PHONE, None, SAFARI_IPHONE)

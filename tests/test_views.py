@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib import import_module
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -110,6 +112,17 @@ def test_ending_another_session_signs_it_out_at_its_next_request(
     assert response["Location"] == LIST
     assert rows(laptop) == [sid(laptop)]
     assert phone.get(LIST).status_code == 302  # to the login page
+
+
+def test_ending_one_session_lists_none(users: dict[str, AbstractBaseUser]) -> None:
+    laptop = log_in("ada")
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    engine = import_module(settings.SESSION_ENGINE).SessionStore
+    unlisted = AssertionError("the end view lists the user's sessions")
+    with mock.patch.object(engine, "list_user_sessions", side_effect=unlisted):
+        response = laptop.post(REVOKE, {"session": sid(phone)})
+    assert response.status_code == 302
+    assert session_ids(users["ada"]) == {sid(laptop)}
 
 
 def test_ending_this_session_is_a_logout(users: dict[str, AbstractBaseUser]) -> None:

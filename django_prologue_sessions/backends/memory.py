@@ -11,6 +11,8 @@ copy: changing a value read from the session changes nothing stored until the
 session is saved, and two requests on one session never share an object.
 ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it, expired
 sessions go first, then the least recently used (its user is logged out).
+``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER`` bounds one user's: a
+login past it ends the user's sessions that expire soonest, as Redis does.
 Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
 engine.
 
@@ -33,6 +35,7 @@ by its key.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -54,10 +57,13 @@ from django_prologue_sessions.backends.base import (
     still_changing,
 )
 from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.exceptions import SessionTooLarge
 from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import SessionChange, UserSession
+
+logger = logging.getLogger("django_prologue_sessions.memory")
 
 # The store's clock; tests patch it to move time on. Monotonic, so that a
 # change of the system clock neither expires nor revives sessions.
@@ -125,8 +131,13 @@ class MemoryStore:
         ttl: float,
         max_entries: int,
         user_id: str | None = None,
+        max_per_user: int | None = None,
     ) -> bool:
-        """Store a new session; ``False`` if ``key`` holds a live one already."""
+        """Store a new session; ``False`` if ``key`` holds a live one already.
+
+        A session of a user who then has more than ``max_per_user`` ends
+        those of the user's others that expire soonest.
+        """
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
@@ -141,6 +152,8 @@ class MemoryStore:
             if user_id is not None:
                 self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, now, now, 1))
+            if user_id is not None and max_per_user is not None:
+                self._limit_user(user_id, key, max_per_user)
             return True
 
     def replace(
@@ -150,11 +163,14 @@ class MemoryStore:
         ttl: float,
         user_id: str | None = None,
         expected: int | None = None,
+        max_per_user: int | None = None,
     ) -> int | tuple[bytes, int]:
         """Update a live session if its version is ``expected`` (any if None).
 
         Return the new version; 0 if the session expired or was deleted; its
-        data and version as stored if it was saved since ``expected``.
+        data and version as stored if it was saved since ``expected``. A
+        session that gains a user ends the user's others past
+        ``max_per_user``, as ``add()`` does.
         """
         with self._lock:
             now = _now()
@@ -169,6 +185,12 @@ class MemoryStore:
                 if user_id is not None:
                     self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, entry[3], now, entry[5] + 1))
+            if (
+                user_id is not None
+                and user_id != entry[2]  # a login
+                and max_per_user is not None
+            ):
+                self._limit_user(user_id, key, max_per_user)
             return entry[5] + 1
 
     def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
@@ -313,6 +335,15 @@ class MemoryStore:
         else:
             keys.add(key)
 
+    def _limit_user(self, user_id: str, new_key: str, max_sessions: int) -> None:
+        keys = self._by_user[user_id]
+        extra = len(keys) - max_sessions
+        if extra > 0:
+            others = (key for key in keys if key != new_key)
+            soonest = heapq.nsmallest(extra, others, key=lambda k: self._entries[k][1])
+            for key in soonest:
+                self._remove(key)
+
     def _unindex(self, key: str, user_id: str) -> None:
         keys = self._by_user[user_id]
         keys.discard(key)
@@ -367,9 +398,16 @@ class SessionStore(ServerSessionBase):
     def decode_stored(self, data: bytes) -> dict[str, Any] | None:
         """A stored session's data; ``None`` if it does not decode.
 
-        Only if SESSION_SERIALIZER changed since the save: the session then
-        reads as empty and, if saved, gets a new key.
+        Only if SESSION_SERIALIZER changed since the save, or
+        PROLOGUE_SESSIONS_MAX_BYTES was lowered below its size: the session
+        then reads as empty and, if saved, gets a new key.
         """
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        if len(data) > max_bytes:
+            logger.warning(
+                "Session data longer than PROLOGUE_SESSIONS_MAX_BYTES (%d)", max_bytes
+            )
+            return None
         try:
             session = self.serializer_class().loads(data)
         except Exception:
@@ -391,18 +429,22 @@ class SessionStore(ServerSessionBase):
             self.create()
             return
         dumps = self.serializer_class().dumps
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        per_user = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER
         data = dumps(session)
+        if len(data) > max_bytes:
+            raise SessionTooLarge(len(data), max_bytes)
         ttl = self.get_expiry_age()
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
             user_id = session_user_id(session)
-            if not self.store.add(key, data, ttl, max_sessions, user_id):
+            if not self.store.add(key, data, ttl, max_sessions, user_id, per_user):
                 raise CreateError
             self._stored, self._version = data, 1
             return
         for _attempt in range(SAVE_ATTEMPTS):
             done = self.store.replace(
-                key, data, ttl, session_user_id(session), self._version
+                key, data, ttl, session_user_id(session), self._version, per_user
             )
             if done == 0:
                 # Deleted meanwhile (a logout, say): saving must not undo that.
@@ -416,6 +458,8 @@ class SessionStore(ServerSessionBase):
             session = merge(before, session, self._decoded(done[0]), dumps)
             self._session_cache = session
             data, ttl = dumps(session), self.get_expiry_age()
+            if len(data) > max_bytes:
+                raise SessionTooLarge(len(data), max_bytes)
         raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
@@ -462,13 +506,16 @@ class SessionStore(ServerSessionBase):
         # distance from now.
         offset = _wall_now() - _now()
         reader = cls()
+        recording = app_settings.PROLOGUE_SESSIONS_ACTIVITY  # as Redis reads it
         return [
             UserSession(
                 id=session_id(key),
                 created=date_from_timestamp(created + offset),
                 last_seen=date_from_timestamp(last_saved + offset),
                 expires=date_from_timestamp(expires_at + offset),
-                activity=from_session(reader.decode_stored(data)),
+                activity=from_session(reader.decode_stored(data))
+                if recording
+                else None,
             )
             for key, data, created, last_saved, expires_at in cls.store.user_sessions(
                 user_id
@@ -494,6 +541,8 @@ class SessionStore(ServerSessionBase):
                 if session is None or not change(session):
                     break
                 new_data = reader.serializer_class().dumps(session)
+                if len(new_data) > app_settings.PROLOGUE_SESSIONS_MAX_BYTES:
+                    break  # the change would make it too large to load
                 swapped = cls.store.swap(key, user_id, data, new_data)
                 if swapped is True:
                     changed += 1

@@ -224,11 +224,25 @@ class SessionCodec:
         return PLAIN + serialized
 
     @staticmethod
-    def unpack(form: bytes, body: bytes) -> bytes:
-        """The serialized session from a value's format letter and body."""
+    def unpack(form: bytes, body: bytes, max_bytes: int) -> bytes:
+        """The serialized session from a value's format letter and body.
+
+        ``ValueError`` if it would be longer than ``max_bytes``: a deflated
+        body is inflated no further than that, so that a small value cannot
+        make a request inflate a gigabyte.
+        """
         if form == PLAIN:
-            return body
-        if form == DEFLATED:
+            serialized = body
+        elif form == DEFLATED:
             decompressor = zlib.decompressobj(-15, zdict=PRESET)
-            return decompressor.decompress(body) + decompressor.flush()
-        raise ValueError(f"Unknown session format {form!r}")
+            serialized = decompressor.decompress(body, max_bytes + 1)
+            if len(serialized) <= max_bytes:
+                # All the input was taken, so nothing is left to inflate.
+                serialized += decompressor.flush()
+        else:
+            raise ValueError(f"Unknown session format {form!r}")
+        if len(serialized) > max_bytes:
+            raise ValueError(
+                f"Session longer than PROLOGUE_SESSIONS_MAX_BYTES ({max_bytes})"
+            )
+        return serialized

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_prologue_sessions.conf import DEFAULT_MAX_SESSIONS_PER_USER
+
 # The keys django-redis-sessions reads, so that its users switch engines by
 # changing SESSION_ENGINE only ...
 COMPATIBLE_KEYS = (
@@ -51,6 +53,7 @@ OWN_KEYS = (
     "ssl_cert_reqs",
     "ssl_check_hostname",
     "user_index",
+    "max_sessions_per_user",
 )
 KNOWN_KEYS = COMPATIBLE_KEYS + OWN_KEYS
 
@@ -152,6 +155,8 @@ class RedisOptions:
     #: Whether each logged-in user has an index of their sessions, which
     #: listing and revoking them needs.
     user_index: bool = True
+    #: A login past it ends the user's sessions whose index entries expire first.
+    max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
 
     @property
     def tls(self) -> bool:
@@ -204,6 +209,9 @@ def parse(value: Any, caches: Mapping[str, Any]) -> RedisOptions:
         client_name=options.get("client_name"),
         ssl=options.get("ssl", False),
         user_index=options.get("user_index", True),
+        max_sessions_per_user=options.get(
+            "max_sessions_per_user", DEFAULT_MAX_SESSIONS_PER_USER
+        ),
         **{key: options.get(key) for key in TLS_KEYS},
     )
 
@@ -241,6 +249,7 @@ def find_problems(value: Any, caches: Mapping[str, Any]) -> list[Problem]:
     problems += _wait_problems(value)
     problems += _pool_problems(value)
     problems += _tls_problems(value)
+    problems += _index_problems(value)
     return problems
 
 
@@ -528,6 +537,20 @@ def _tls_problems(options: Mapping[Any, Any]) -> list[Problem]:
     return []
 
 
+def _index_problems(options: Mapping[Any, Any]) -> list[Problem]:
+    if "max_sessions_per_user" in options and options.get("user_index") is False:
+        return [
+            Problem(
+                36,
+                "SESSION_REDIS['max_sessions_per_user'] has no effect with "
+                "user_index False: without the index, a user's sessions are "
+                "not counted.",
+                "Drop max_sessions_per_user, or user_index to turn the index back on.",
+            )
+        ]
+    return []
+
+
 def _is_wait_timeout(value: Any) -> bool:
     # WAIT's 0 means "block forever": a save must never do that.
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -600,6 +623,10 @@ _TYPE_RULES: dict[str, tuple[Any, str]] = {
     ),
     "ssl_check_hostname": (lambda v: isinstance(v, bool), "True or False"),
     "user_index": (lambda v: isinstance(v, bool), "True or False"),
+    "max_sessions_per_user": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "a number of sessions above 0",
+    ),
 }
 
 

@@ -13,7 +13,11 @@ A session without a user is created with a plain ``SET NX EX``, and a save
 that leaves the index alone is a plain ``SET ... IFEQ`` where the server has
 it (``store``); the scripts create a logged-in session with its index entry,
 save (only if the version read is still there) on servers without ``IFEQ``
-or when the index changes, re-key, delete, list and revoke.
+or when the index changes, re-key, delete, list and revoke. Listing and
+revoking go a page at a time (``PAGE`` members per call, the client asking
+for the next), and a login ends the user's sessions past
+``max_sessions_per_user``, so that no script holds Redis for long, however
+many sessions a user has.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -89,6 +93,18 @@ end
 """
 
 
+#: The most members a script reads from a user's index in one call: a page
+#: of the user's sessions costs Redis under a millisecond on average
+#: (``bench/per_user.py``), so that other clients never wait long.
+PAGE = 100
+#: The most bytes of values one LIST page returns (after the value that
+#: passes it), so that a page of large sessions is a page of few.
+PAGE_BYTES = 1 << 20
+_PAGING = f"""
+local PAGE = {PAGE}
+local PAGE_BYTES = {PAGE_BYTES}
+"""
+
 # Score a member by when its entry expires in Redis's clock (milliseconds),
 # ttl seconds from now, and keep the index at least as long. A new member
 # first drops those that have expired (only a new member grows the index,
@@ -108,6 +124,36 @@ local function index_session(index, member, ttl, prune)
 end
 """
 
+# The user's sessions named by the index (``index``, which the script sets).
+# A member is a session's id after its tag; its key is head (the prefix and
+# the index's hash tag) followed by the member. A member of the older layout
+# (a whole session key) names no key, and goes. It is the user's if its
+# header names the user: a member that is not (deleted, expired, now another
+# user's) is removed from the index. Only the start of the value is read,
+# where the header is, unless the value is wanted.
+_OWNED = """
+local function key_of(member)
+  return head .. member
+end
+local function header_of(start)
+  if not start then
+    return nil
+  end
+  local created, saved, length, at =
+    string.match(start, '^%d+@(%d+),(%d+),%d+,(%d+):()')
+  if not created or tonumber(length) ~= #user then
+    return nil
+  end
+  if string.sub(start, at, at + #user - 1) ~= user then
+    return nil
+  end
+  return created, saved
+end
+local function header(key)
+  return header_of(redis.call('GETRANGE', key, 0, 79 + #user))
+end
+"""
+
 CREATE = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
@@ -115,25 +161,57 @@ local member = ARGV[2]
 local value = ARGV[3]
 local index_ttl = tonumber(ARGV[4])
 local not_after = tonumber(ARGV[5])
--- KEYS: the session, then its user's index (member, the session's id
--- after its tag, is its entry there, for index_ttl seconds).
+local head = ARGV[6]
+local user = ARGV[7]
+local max_sessions = tonumber(ARGV[8])
+-- KEYS: the session, then its user's index (member, the session's id after
+-- its tag, is its entry there, for index_ttl seconds; head and user as for
+-- LIST). Past max_sessions members, the user's sessions whose entries expire
+-- soonest end, at most a page of them, never the new one.
+local index = KEYS[2]
 """
+    + _PAGING
     + _INDEX_SESSION
     + _DEADLINE
+    + _OWNED
     + """
 if not redis.call('SET', KEYS[1], value, 'NX') then
   return 0
 end
 redis.call('EXPIRE', KEYS[1], ttl)
-if KEYS[2] and ttl > 0 then
-  index_session(KEYS[2], member, index_ttl, true)
+if index and ttl > 0 then
+  index_session(index, member, index_ttl, true)
+  local extra = math.min(redis.call('ZCARD', index) - max_sessions, PAGE)
+  if extra > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', index, 0, extra)) do
+      if extra > 0 and old ~= member then
+        local key = key_of(old)
+        if header(key) then
+          redis.call('UNLINK', key)
+        end
+        redis.call('ZREM', index, old)
+        extra = extra - 1
+      end
+    end
+  end
 end
 return 1
 """,
-    head=("ttl", "member", "value", "index_ttl", "not_after"),
+    head=(
+        "ttl",
+        "member",
+        "value",
+        "index_ttl",
+        "not_after",
+        "head",
+        "user",
+        "max_sessions",
+    ),
 )
 """Create the session only if its key is free and only before ``not_after``:
-1 if created, 0 on a clash, ``[Redis's time]`` if too late."""
+1 if created, 0 on a clash, ``[Redis's time]`` if too late. A logged-in
+session's creation (a login) ends its user's oldest sessions past
+``max_sessions``."""
 
 UPDATE = LuaScript(
     """
@@ -300,69 +378,70 @@ ended, or the stored value if it was saved meanwhile. A request that saves
 the session afterwards meets the new version, and merges as with any
 concurrent save."""
 
-# The user's sessions named by the index. A member is a session's id after
-# its tag; its key is head (the prefix and the index's hash tag) followed by
-# the member. A member of the older layout (a whole session key) names no
-# key, and goes. It is the user's if its header names
-# the user: a member that is not (deleted, expired, now another user's) is
-# removed from the index. REVOKE reads only the start of the value, where
-# the header is; LIST reads the whole value, for the client to decode.
-_OWNED = """
-local index = KEYS[1]
-local function key_of(member)
-  return head .. member
-end
-local function header_of(start)
-  if not start then
-    return nil
-  end
-  local created, saved, length, at =
-    string.match(start, '^%d+@(%d+),(%d+),%d+,(%d+):()')
-  if not created or tonumber(length) ~= #user then
-    return nil
-  end
-  if string.sub(start, at, at + #user - 1) ~= user then
-    return nil
-  end
-  return created, saved
-end
-local function header(key)
-  return header_of(redis.call('GETRANGE', key, 0, 79 + #user))
-end
-"""
-
 LIST = LuaScript(
     """
 local head = ARGV[1]
 local user = ARGV[2]
+local after = ARGV[3]
+local after_score = ARGV[4]
+local values = ARGV[5]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
--- id. Returns member, created, last saved, milliseconds left and the value, for
+-- id; after, after_score: the member the previous page ended with and its
+-- score ('' for the first page); values: '1' to return each value, else ''.
+-- One page: at most PAGE members, and values of PAGE_BYTES in all. Returns
+-- the member and score to start the next page after ('' when none is left),
+-- then member, created, last saved, milliseconds left and the value, for
 -- each of the user's live sessions; drops the other members.
+local index = KEYS[1]
 """
+    + _PAGING
     + _OWNED
     + """
-local found = {}
-for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+local start = 0
+if after ~= '' then
+  if redis.call('ZSCORE', index, after) == after_score then
+    start = redis.call('ZRANK', index, after) + 1
+  else
+    -- saved (a later score) or gone meanwhile: from the first member that
+    -- could follow it; the client drops members it has seen
+    start = redis.call('ZCOUNT', index, '-inf', '(' .. after_score)
+  end
+end
+local page = redis.call('ZRANGE', index, start, start + PAGE, 'WITHSCORES')
+local found = {'', ''}
+local bytes = 0
+for i = 1, math.min(#page, 2 * PAGE), 2 do
+  local member = page[i]
   local key = key_of(member)
-  local value = redis.call('GET', key)
+  local value
+  if values == '1' then
+    value = redis.call('GET', key)
+  else
+    value = redis.call('GETRANGE', key, 0, 79 + #user)
+  end
   local created, saved = header_of(value)
   if created then
     found[#found + 1] = member
     found[#found + 1] = created
     found[#found + 1] = saved
     found[#found + 1] = redis.call('PTTL', key)
-    found[#found + 1] = value
+    found[#found + 1] = values == '1' and value or ''
+    bytes = bytes + #value
   else
     redis.call('ZREM', index, member)
+  end
+  if i + 1 < #page and (i == 2 * PAGE - 1 or bytes >= PAGE_BYTES) then
+    found[1], found[2] = member, page[i + 1]
+    break
   end
 end
 return found
 """,
-    head=("head", "user"),
+    head=("head", "user", "after", "after_score", "values"),
 )
-"""List a user's live sessions with their values, pruning the index of the
-rest. Listing is rare, and the session's data is what tells the sessions
-apart (``activity``)."""
+"""List a page of a user's live sessions, with their values if asked (the
+session's data is what tells the sessions apart, ``activity``), pruning the
+index of the rest. The client asks for the next page until none is left."""
 
 REVOKE = LuaScript(
     """
@@ -371,35 +450,57 @@ local user = ARGV[2]
 local keep = ARGV[3]
 -- KEYS: a user's index. head: how each session's key starts; user: the user
 -- id; keep: the member to keep ('' for none). After the head: the members
--- to end; with none, every member. Returns how many live sessions of the
--- user it deleted.
+-- to end, at most PAGE; with none, the first PAGE members. Returns how many
+-- live sessions of the user it deleted, then 1 if members other than keep
+-- are left to end (with no members given), else 0.
+local index = KEYS[1]
 """
+    + _PAGING
     + _OWNED
     + """
-local ended = 0
+-- One UNLINK and one ZREM for the page: a call costs Redis about as much
+-- as a command of its own.
+local keys, members = {}, {}
 local function revoke(member)
   if member ~= keep then
     local key = key_of(member)
     if header(key) then
-      ended = ended + redis.call('UNLINK', key)
+      keys[#keys + 1] = key
     end
-    redis.call('ZREM', index, member)
+    members[#members + 1] = member
   end
+end
+local function finish()
+  local ended = 0
+  if #keys > 0 then
+    ended = redis.call('UNLINK', unpack(keys))
+  end
+  if #members > 0 then
+    redis.call('ZREM', index, unpack(members))
+  end
+  return ended
 end
 if #ARGV > 3 then
   for i = 4, #ARGV do
     revoke(ARGV[i])
   end
-else
-  for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    revoke(member)
-  end
+  return {finish(), 0}
 end
-return ended
+for _, member in ipairs(redis.call('ZRANGE', index, 0, PAGE)) do
+  revoke(member)
+end
+local ended = finish()
+local left = redis.call('ZCARD', index)
+if keep ~= '' and redis.call('ZSCORE', index, keep) then
+  left = left - 1
+end
+return {ended, left > 0 and 1 or 0}
 """,
     head=("head", "user", "keep"),
 )
-"""Delete a user's sessions (all, or the given ones) but one: how many ended.
+"""Delete a page of a user's sessions (those given, or the first of all) but
+one: how many ended, and whether any are left; the client sends the next
+page until none is.
 
 A session is deleted only if it is the user's (its header names the user),
 so a member naming another user's session is left alone, and so is ``keep``.

@@ -33,7 +33,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -74,8 +74,10 @@ from django_prologue_sessions.backends.redis.connection import (
     sync_redis,
 )
 from django_prologue_sessions.backends.redis.layout import user_tag, user_tags
+from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
+    SessionTooLarge,
     SessionWriteOutcomeUnknown,
     UserSessionsUnsupported,
 )
@@ -395,37 +397,65 @@ class SessionStore(ServerSessionBase):
         from django_prologue_sessions.activity import from_session
         from django_prologue_sessions.user_sessions import UserSession
 
+        # The values are read for the recorded activity only.
+        values = app_settings.PROLOGUE_SESSIONS_ACTIVITY
+        reader = cls()  # decodes each value as a load would
+        sessions = []
+        for sid, created, saved, ms_left, value, now in cls._listed(user_id, values):
+            created_at = date_from_timestamp(float(created or now))
+            sessions.append(
+                UserSession(
+                    id=sid,
+                    created=created_at,
+                    last_seen=date_from_timestamp(float(saved))
+                    if saved
+                    else created_at,
+                    expires=date_from_timestamp(now + ms_left / 1000)
+                    if ms_left >= 0
+                    else datetime.max.replace(tzinfo=UTC),
+                    activity=from_session(reader._decode(value)) if values else None,
+                )
+            )
+        return sessions
+
+    @classmethod
+    def _listed(
+        cls, user_id: str, values: bool
+    ) -> Iterator[tuple[str, bytes, bytes, int, bytes, float]]:
+        """Each live session of the user as LIST returns it (its id, created,
+        last saved, milliseconds left, the value or b''), and the time the
+        page was read; once each, though a session saved while the pages are
+        read may move to a later one."""
         _need_user_index("Listing")
         handle = sync_redis()
         prefix = current_options().key_prefix
-        reader = cls()  # decodes each value as a load would
-        sessions = []
         for tag in user_tags(user_id):
-            args = scripts.LIST.argv(head=layout.index_head(prefix, tag), user=user_id)
-            try:
-                found = handle.run_script(
-                    scripts.LIST, [cls.index_key(tag, user_id)], args
+            index = [cls.index_key(tag, user_id)]
+            seen: set[bytes] = set()
+            after: bytes = b""
+            after_score: bytes = b""
+            while True:
+                args = scripts.LIST.argv(
+                    head=layout.index_head(prefix, tag),
+                    user=user_id,
+                    after=after,
+                    after_score=after_score,
+                    values="1" if values else "",
                 )
-            except RedisUnavailable as exc:
-                raise unavailable(exc) from exc.error
-            now = _now()
-            for i in range(0, len(found), 5):
-                member, created, saved, ms_left, value = found[i : i + 5]
-                created_at = date_from_timestamp(float(created or now))
-                sessions.append(
-                    UserSession(
-                        id=tag + member.decode(),
-                        created=created_at,
-                        last_seen=date_from_timestamp(float(saved))
-                        if saved
-                        else created_at,
-                        expires=date_from_timestamp(now + ms_left / 1000)
-                        if ms_left >= 0
-                        else datetime.max.replace(tzinfo=UTC),
-                        activity=from_session(reader._decode(value)),
-                    )
-                )
-        return sessions
+                try:
+                    found = handle.run_script(scripts.LIST, index, args)
+                except RedisUnavailable as exc:
+                    raise unavailable(exc) from exc.error
+                now = _now()
+                for i in range(2, len(found), 5):
+                    member, created, saved, ms_left, value = found[i : i + 5]
+                    if member not in seen:
+                        seen.add(member)
+                        sid = tag + member.decode()
+                        yield sid, created, saved, ms_left, value, now
+                after, after_score = found[0], found[1]
+                if not after:
+                    break
 
     @classmethod
     def revoke_user_sessions(
@@ -435,28 +465,40 @@ class SessionStore(ServerSessionBase):
         keep: str | None = None,
     ) -> int:
         _need_user_index("Revoking")
-        handle = sync_redis()
-        prefix = current_options().key_prefix
         ended = 0
         for tag in user_tags(user_id):
-            members: list[str] = []
-            if session_ids is not None:
-                members = _members(session_ids, tag)
-                if not members:
-                    continue
-            args = scripts.REVOKE.argv(
-                members,
-                head=layout.index_head(prefix, tag),
-                user=user_id,
-                keep="".join(_members([keep], tag)),
-            )
-            try:
-                ended += handle.run_script(
-                    scripts.REVOKE, [cls.index_key(tag, user_id)], args
-                )
-            except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
+            if session_ids is None:
+                more = True
+                while more:
+                    page_ended, more = cls._revoke_page(user_id, tag, keep, [])
+                    ended += page_ended
+                continue
+            members = _members(session_ids, tag)
+            for i in range(0, len(members), scripts.PAGE):
+                ended += cls._revoke_page(
+                    user_id, tag, keep, members[i : i + scripts.PAGE]
+                )[0]
         return ended
+
+    @classmethod
+    def _revoke_page(
+        cls, user_id: str, tag: str, keep: str | None, members: list[str]
+    ) -> tuple[int, bool]:
+        """One REVOKE: the given members, or (none given) the first page of
+        the index. How many ended, and whether others are left to end."""
+        args = scripts.REVOKE.argv(
+            members,
+            head=layout.index_head(current_options().key_prefix, tag),
+            user=user_id,
+            keep="".join(_members([keep], tag)),
+        )
+        try:
+            ended, more = sync_redis().run_script(
+                scripts.REVOKE, [cls.index_key(tag, user_id)], args
+            )
+        except RedisUnavailable as exc:
+            raise unavailable(exc, write=True) from exc.error
+        return ended, bool(more)
 
     @classmethod
     def change_user_sessions(cls, user_id: str, change: SessionChange) -> int:
@@ -632,6 +674,9 @@ class SessionStore(ServerSessionBase):
             )
             return None
         body = self._codec.dumps(data)
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        if len(body) > max_bytes:
+            raise SessionTooLarge(len(body), max_bytes)
         ttl = self._expiry_age()
         if not new and body == self._stored_body and ttl == self._created_ttl:
             # Created by this very instance (cycle_key() then the
@@ -658,13 +703,16 @@ class SessionStore(ServerSessionBase):
             value = b"1" + rest
             if index_op or ttl <= 0:  # SET's EX takes no expired TTL
                 script = scripts.CREATE
-                member = layout.member(self._id_of(key)) if index_op else ""
+                options = current_options()
                 args = script.argv(
                     ttl=ttl,
-                    member=member,
+                    member=layout.member(self._id_of(key)) if index_op else "",
                     value=value,
                     index_ttl=index_ttl,
                     not_after=0,  # the handle's deadline, when sent
+                    head=layout.index_head(options.key_prefix, key[:TAG_LENGTH]),
+                    user=user or "",
+                    max_sessions=options.max_sessions_per_user,
                 )
             else:
                 script, args = None, ["SET", keys[0], value, "NX", "EX", ttl]
@@ -829,9 +877,12 @@ class SessionStore(ServerSessionBase):
         self._version, self._created_at = header.version, header.created
         self._stored_value, self._indexed_until = raw, header.indexed_until
         try:
-            self._stored_body = self._codec.unpack(form, body)
-        except (ValueError, zlib.error):
-            logger.warning("Session value could not be decoded")
+            self._stored_body = self._codec.unpack(
+                form, body, app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+            )
+        except (ValueError, zlib.error) as exc:
+            # Left in Redis as it is until this session is saved.
+            logger.warning("Session value could not be decoded (%s)", exc)
             self._stored_body = None
         session = self._loads(self._stored_body)
         self._stored_user = session_user_id(session)

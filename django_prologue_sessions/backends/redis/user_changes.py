@@ -30,6 +30,7 @@ from django_prologue_sessions.backends.redis.connection import (
     current_options,
 )
 from django_prologue_sessions.backends.redis.layout import SessionCodec, user_tags
+from django_prologue_sessions.conf import app_settings
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import SessionChange
@@ -121,9 +122,10 @@ class UserSessionsChange:
         (it ended, is not the user's, does not decode, or stays as it is)."""
         if value is None:
             return None
+        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
         try:
             header, form, body = layout.parse(value)
-            data = self.codec.loads(self.codec.unpack(form, body))
+            data = self.codec.loads(self.codec.unpack(form, body, max_bytes))
         except Exception:
             return None  # left as it is, for its next save to replace
         if header.user != self.user_id or header.created is None:
@@ -133,7 +135,10 @@ class UserSessionsChange:
         # The header as it is, byte for byte: its dates and how long the
         # index entry lasts stay, with the TTL.
         head = value[len(header.version) : len(value) - len(body) - 1]
-        rest = head + self.codec.pack(self.codec.dumps(data))
+        serialized = self.codec.dumps(data)
+        if len(serialized) > max_bytes:
+            return None  # the change would make it too large to load
+        rest = head + self.codec.pack(serialized)
         return Change(key, value, header.version, rest)
 
     def written(self, change: Change, reply: Any) -> Change | None:
