@@ -93,10 +93,15 @@ local index_ttl = tonumber(ARGV[4])
 """
     + _INDEX_SESSION
     + """
-if not redis.call('SET', KEYS[1], value, 'NX') then
+if ttl > 0 then
+  if not redis.call('SET', KEYS[1], value, 'NX', 'EX', ttl) then
+    return 0
+  end
+elseif redis.call('SET', KEYS[1], value, 'NX') then
+  redis.call('EXPIRE', KEYS[1], ttl)  -- expired already: deleted at once
+else
   return 0
 end
-redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
   index_session(KEYS[2], member, index_ttl, true)
 end
