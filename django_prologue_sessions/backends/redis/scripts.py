@@ -175,10 +175,15 @@ local index = KEYS[2]
     + _DEADLINE
     + _OWNED
     + """
-if not redis.call('SET', KEYS[1], value, 'NX') then
+if ttl > 0 then
+  if not redis.call('SET', KEYS[1], value, 'NX', 'EX', ttl) then
+    return 0
+  end
+elseif redis.call('SET', KEYS[1], value, 'NX') then
+  redis.call('EXPIRE', KEYS[1], ttl)  -- expired already: deleted at once
+else
   return 0
 end
-redis.call('EXPIRE', KEYS[1], ttl)
 if index and ttl > 0 then
   index_session(index, member, index_ttl, true)
   local extra = math.min(redis.call('ZCARD', index) - max_sessions, PAGE)
