@@ -17,10 +17,11 @@ NONE = "\N{EN DASH}"
 NOT_SETTLED = "not settled"
 
 # Target: (family, scenario, least speedup over the fastest peer, strict).
+# Issue 20's targets for the Redis engine (load+modify 1.1x, read 1.05x).
 SPEED_TARGETS = [
     ("redis", "create", 1.3, False),
-    ("redis", "modify", 1.2, False),
-    ("redis", "read", 1.0, False),
+    ("redis", "modify", 1.1, False),
+    ("redis", "read", 1.05, False),
     *(("memory", scenario, 1.0, True) for scenario in SCENARIOS),
     *(("cookie", scenario, 1.0, False) for scenario in SCENARIOS),
 ]

@@ -214,17 +214,18 @@ def test_targets_compare_with_the_fastest_peer() -> None:
             "prologue-redis": {"create": ours, "modify": ours, "read": ours},
             "django-redis-sessions": {
                 "create": _twelve(300.0),
-                "modify": _twelve(115.0),
-                "read": _twelve(90.0),
+                "modify": _twelve(108.0),
+                "read": _twelve(100.0),
             },
             "django-cache-redis": {
                 "create": _twelve(125.0),
                 "modify": _twelve(150.0),
-                "read": _twelve(99.0),
+                "read": _twelve(103.0),
             },
         }
     )
-    # 125/100 misses 1.3x, 115/100 misses 1.2x, and 90 is faster than 100.
+    # 125/100 misses 1.3x, 108/100 misses 1.1x, 100/100 misses 1.05x; at 90
+    # each is met (1.39x, 1.2x, 1.11x).
     assert _verdicts(results) == {
         "create": "missed",
         "modify": "missed",
