@@ -26,11 +26,33 @@ def check_settings(
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
+    errors.extend(_check_expiry_settings())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity.
+# E040-E049 flash messages, E050-E059 session activity, E060-E069 expiry.
+
+EXPIRY_SETTINGS = (
+    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "E060"),
+    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "E061"),
+    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "E062"),
+)
+
+
+def _check_expiry_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, id_ in EXPIRY_SETTINGS:
+        value = getattr(settings, name, None)
+        if value is not None and not is_positive_int(value):
+            errors.append(
+                Error(
+                    f"{name} must be a positive integer (seconds), or None.",
+                    hint=f"It is {value!r}; meanwhile it counts as None (off).",
+                    id=f"django_prologue_sessions.{id_}",
+                )
+            )
+    return errors
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 

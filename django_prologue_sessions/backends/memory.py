@@ -12,7 +12,8 @@ session is saved, and two requests on one session never share an object.
 ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS`` bounds the store; past it, expired
 sessions go first, then the least recently used (its user is logged out).
 Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
-engine.
+engine, cut to ``PROLOGUE_SESSIONS_IDLE_TIMEOUT``, which a load pushes back
+(``MemoryStore.touch()``) once less than half of it is left.
 
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
@@ -34,6 +35,7 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django_prologue_sessions.backends._session_keys import session_user_id
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    REFRESH_BELOW,
     ServerSessionBase,
     date_from_timestamp,
 )
@@ -140,6 +142,17 @@ class MemoryStore:
                 if user_id is not None:
                     self._index(key, user_id)
             self._put(key, (data, now + ttl, user_id, entry[3], now))
+            return True
+
+    def touch(self, key: str, ttl: float, below: float) -> bool:
+        """Make a live session expire in ``ttl`` if less than ``below`` of its
+        time is left: whether it was pushed back."""
+        with self._lock:
+            now = _now()
+            entry = self._entries.get(key)
+            if entry is None or not now < entry[1] < now + below:
+                return False
+            self._put(key, (entry[0], now + ttl, *entry[2:]))
             return True
 
     def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
@@ -285,8 +298,15 @@ class SessionStore(ServerSessionBase):
         key = self.session_key
         data = None if key is None else self.store.get(key)
         if data is not None:
+            assert key is not None
             session = self.decode_stored(data)
-            if session is not None:
+            if session is not None and self.past_absolute_timeout(session):
+                self.store.delete(key)
+            elif session is not None:
+                # The idle timeout's slide, decided under the store's lock.
+                age = self.sliding_age(session)
+                if age is not None:
+                    self.store.touch(key, age, below=age * REFRESH_BELOW)
                 return session
         self._session_key = None
         return {}
@@ -315,7 +335,7 @@ class SessionStore(ServerSessionBase):
             return
         user_id = session_user_id(session)
         data = self.serializer_class().dumps(session)
-        ttl = self.get_expiry_age()
+        ttl = self.store_age(session)
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
             if not self.store.add(key, data, ttl, max_sessions, user_id):
@@ -346,7 +366,7 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             new_key = self._new_key()
-            moved = self.store.rename(key, new_key, self.get_expiry_age())
+            moved = self.store.rename(key, new_key, self.store_age(data))
             if moved is not False:
                 self._session_key = new_key
                 self.modified = True

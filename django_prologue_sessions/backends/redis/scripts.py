@@ -9,7 +9,8 @@ the expired ones never drops a live one).
 
 A session without a user is created with a plain ``SET NX EX``; the scripts
 create a logged-in one with its index entry, save (only if the version read
-is still there), re-key, delete, list and revoke.
+is still there), re-key, push its expiry back with its index entry's (the
+idle timeout's slide), delete, list and revoke.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -191,6 +192,27 @@ return 1
 """Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
 it has ended, -1 if the new key is taken. Its value moves with it."""
 
+TOUCH = LuaScript(
+    """
+local ttl = tonumber(ARGV[1])
+local member = ARGV[2]
+-- KEYS: a user's session and the user's index, where member is its entry.
+"""
+    + _INDEX_SESSION
+    + """
+if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
+  return 0  -- ended meanwhile: no entry to refresh
+end
+index_session(KEYS[2], member, ttl, false)
+return 1
+""",
+    head=("ttl", "member"),
+)
+"""Push a user's session's expiry back to ``ttl`` (the idle timeout's slide),
+and its index entry's with it, so that the index never drops it while it
+lives: 1 if it did, 0 if the session has ended. The value is not rewritten;
+a session with no index entry gets a bare ``EXPIRE`` instead."""
+
 DELETE = LuaScript(
     """
 local member = ARGV[1]
@@ -310,6 +332,7 @@ SCRIPTS = {
     "CREATE": CREATE,
     "UPDATE": UPDATE,
     "RENAME": RENAME,
+    "TOUCH": TOUCH,
     "DELETE": DELETE,
     "LIST": LIST,
     "REVOKE": REVOKE,

@@ -1,12 +1,14 @@
 """The Redis ``SessionStore``: one round trip per operation, safe under outages.
 
-Loading is one GET; creating, updating and deleting are one command each
-(see ``scripts``). An update applies only if the session still exists, so a
-logout in a concurrent request is never undone, and only if its version is
-the one loaded: when another request saved meanwhile, the update brings back
-the session as it is now, this one's own changes (the keys it changed) are
-applied to it and sent again, so concurrent changes to different keys both
-stay. How a session lies in Redis is ``layout``'s business.
+Loading is one GET (with an idle timeout, GET and PTTL in one round trip,
+and a bare EXPIRE once the session is due for its slide); creating, updating
+and deleting are one command each (see ``scripts``). An update applies only
+if the session still exists, so a logout in a concurrent request is never
+undone, and only if its version is the one loaded: when another request
+saved meanwhile, the update brings back the session as it is now, this one's
+own changes (the keys it changed) are applied to it and sent again, so
+concurrent changes to different keys both stay. How a session lies in Redis
+is ``layout``'s business.
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -42,6 +44,7 @@ from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    session_settings,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
@@ -161,19 +164,45 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return {}
         try:
-            raw = sync_redis().execute("GET", self.redis_key(self.session_key))
+            replies = sync_redis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
-        return self._decode(raw)
+        session = self._decode(replies[0])
+        if self.past_absolute_timeout(session):
+            try:
+                self._delete_key(*self._own_key())
+            except SessionStoreUnavailable as exc:
+                _not_deleted(exc)
+            return self._forget()
+        touch = self._plan_touch(session, replies)
+        if touch is not None:
+            try:
+                touch.send(sync_redis())
+            except RedisUnavailable as exc:
+                _not_refreshed(exc)
+        return session
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return {}
         try:
-            raw = await async_redis().execute("GET", self.redis_key(self.session_key))
+            replies = await async_redis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
-        return self._decode(raw)
+        session = self._decode(replies[0])
+        if self.past_absolute_timeout(session):
+            try:
+                await self._adelete_key(*self._own_key())
+            except SessionStoreUnavailable as exc:
+                _not_deleted(exc)
+            return self._forget()
+        touch = self._plan_touch(session, replies)
+        if touch is not None:
+            try:
+                await touch.asend(async_redis())
+            except RedisUnavailable as exc:
+                _not_refreshed(exc)
+        return session
 
     def exists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
@@ -436,7 +465,43 @@ class SessionStore(ServerSessionBase):
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
-        return math.ceil(self.get_expiry_age())
+        return math.ceil(self.store_age(self._session))  # type: ignore[attr-defined]
+
+    def _plan_load(self) -> list[tuple[str, str]]:
+        """GET the session; with an idle timeout, its PTTL in the same round
+        trip, to tell whether its expiry is due to be pushed back."""
+        assert self.session_key is not None
+        key = self.redis_key(self.session_key)
+        if session_settings().idle_timeout is None:
+            return [("GET", key)]
+        return [("GET", key), ("PTTL", key)]
+
+    def _plan_touch(self, session: dict[str, Any], replies: list[Any]) -> Write | None:
+        """The idle timeout's slide of a loaded session, when due: a bare
+        EXPIRE, or TOUCH for a session in its user's index (the entry's
+        expiry moves with the session's); the value is never rewritten."""
+        if len(replies) < 2 or replies[1] < 0 or self._unavailable:
+            return None
+        age = self.refresh_due(session, replies[1] / 1000)
+        if age is None:
+            return None
+        ttl = math.ceil(age)
+        key, user = self._own_key()
+        keys = [self.redis_key(key)]
+        script: scripts.LuaScript | None = None
+        args: list[Any] = ["EXPIRE", keys[0], ttl]
+        if user is not None and current_options().user_index:
+            script = scripts.TOUCH
+            keys.append(self.index_key(key[:TAG_LENGTH], user))
+            args = scripts.TOUCH.argv(ttl=ttl, member=key)
+        return Write(script, keys, args, session, b"", ttl, user, 0, creates=False)
+
+    def _forget(self) -> dict[str, Any]:
+        """Drop the session loaded (ended): an empty one with no key."""
+        self._session_key = None
+        self._version = self._stored_body = None
+        self._stored_user = self._created_at = None
+        return {}
 
     def _renamed(
         self, moved: int, rename: tuple[scripts.LuaScript, list[str], list[Any]]
@@ -685,6 +750,22 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def _not_deleted(exc: SessionStoreUnavailable) -> None:
+    logger.warning(
+        "A session past its absolute timeout could not be deleted (%s): it "
+        "is not served, and Redis expires it in its own time.",
+        exc,
+    )
+
+
+def _not_refreshed(exc: RedisUnavailable) -> None:
+    logger.warning(
+        "The expiry of a session could not be pushed back (%s); the next "
+        "request tries again.",
+        exc,
+    )
 
 
 def _still_changing() -> RuntimeError:
