@@ -54,6 +54,7 @@ def _check_expiry_settings() -> list[CheckMessage]:
             )
     return errors
 
+
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"
 
 

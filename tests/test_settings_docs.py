@@ -1,4 +1,5 @@
-"""The settings reference, ``docs/settings.md``, against the option parser.
+"""The settings reference, ``docs/settings.md``, against the code: this
+app's settings (``conf.Settings``), the system checks, and the option parser.
 
 Every key ``SESSION_REDIS`` accepts has a row (type, default, meaning) and
 every row is a key it accepts; a default written as a Python literal is the
@@ -8,7 +9,10 @@ one the parser fills in.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from django_prologue_sessions import checks, conf
 
 # The one line that names the option parser's module.
 from django_prologue_sessions.backends.redis import options as redis_options
@@ -55,3 +59,34 @@ def test_literal_defaults_are_the_parsers() -> None:
     assert {"host", "port", "prefix", "socket_timeout", "on_unavailable"} <= set(
         compared
     )
+
+
+def settings_rows() -> dict[str, list[str]]:
+    """The page's first table, of this app's settings: name -> other cells."""
+    text = SETTINGS_PAGE.read_text().split("\n## ", 1)[0]
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            quoted, *cells = (c.strip() for c in line.strip(" |").split(" | "))
+            rows[quoted.strip("`")] = cells
+    return rows
+
+
+def test_every_setting_of_conf_is_documented_and_no_other() -> None:
+    properties = [
+        name
+        for name, value in vars(conf.Settings).items()
+        if isinstance(value, property)
+    ]
+    assert sorted(settings_rows()) == sorted(properties)
+
+
+def test_every_check_id_is_documented() -> None:
+    source = Path(checks.__file__).read_text()
+    ids = set(re.findall(r'"(E\d{3})"', source))
+    ids |= set(re.findall(r"django_prologue_sessions\.([EIW]\d{3})", source))
+    table = SETTINGS_PAGE.read_text().split("\n## System checks\n", 1)[1]
+    row = re.compile(r"^\| `(?:django_prologue_sessions\.)?([EIW]\d{3})`", re.M)
+    documented = set(row.findall(table))
+    assert {"E060", "E061", "E062"} <= ids
+    assert ids <= documented

@@ -20,5 +20,6 @@ urlpatterns = [
     path("session/cycle-later/", views.session_cycle_later),
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
+    path("account/password/", views.change_password),
     path("account/sessions/", include("django_prologue_sessions.urls")),
 ]

@@ -73,6 +73,8 @@ SIGNED_IN_KEY = "_session_signed_in"
 REFRESH_BELOW = 0.5
 
 expiry_logger = logging.getLogger("django_prologue_sessions.expiry")
+# The clock of sign-in times (tests move it).
+_now = time.time
 
 
 class FastJSONSerializer(signing.JSONSerializer):
@@ -270,7 +272,7 @@ class SessionStoreBase(SessionBase):
         # login() sets the user's id; cycle_key() and a password change
         # (update_session_auth_hash()) do not, and keep the stamp.
         if session_settings().absolute_timeout is not None:
-            self._session[SIGNED_IN_KEY] = int(time.time())  # type: ignore[attr-defined]
+            self._session[SIGNED_IN_KEY] = int(_now())  # type: ignore[attr-defined]
 
     def get_session_cookie_age(self) -> int:
         # The session as loaded, never loaded from here (load() may ask).
@@ -323,10 +325,10 @@ class SessionStoreBase(SessionBase):
         user = session_user_id(session)
         if signed_in is None:
             if user is not None:
-                session[SIGNED_IN_KEY] = int(time.time())
+                session[SIGNED_IN_KEY] = int(_now())
                 self.modified = True
             return False
-        ago = time.time() - signed_in if isinstance(signed_in, int | float) else None
+        ago = _now() - signed_in if isinstance(signed_in, int | float) else None
         if ago is not None and ago < limit:
             return False
         expiry_logger.info(
