@@ -511,6 +511,46 @@ def test_a_users_sessions_and_index_in_each_topology(
         assert SessionStore(kept)["device"] in ("phone", "laptop")
 
 
+@pytest.mark.parametrize("topology", ["cluster", "sentinel with WAIT"])
+def test_the_idle_timeout_slides_in_each_topology(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    """The load's GET and PTTL in one pipeline (one node's, on a cluster), and
+    the refresh (EXPIRE, or TOUCH with the index entry) with its WAIT."""
+    if topology == "cluster":
+        options = cluster_settings(request.getfixturevalue("cluster_setup"))
+    else:
+        options = sentinel_settings(
+            request.getfixturevalue("sentinel_setup"),
+            wait_replicas=1,
+            wait_timeout_ms=500,
+        )
+    with override_settings(
+        SESSION_ENGINE=ENGINE,
+        SESSION_REDIS=options,
+        PROLOGUE_SESSIONS_IDLE_TIMEOUT=100,
+    ):
+        handle = _redis_connection.sync_redis()
+        for user in (None, f"idle-{topology}"):
+            session = SessionStore()
+            session["device"] = "phone"
+            if user:
+                session["_auth_user_id"] = user
+            session.save()
+            key = stored_at(session)
+            for asynchronous in (False, True):
+                handle.execute("PEXPIRE", key, 40_000, write=True)
+                loading = SessionStore(session.session_key)
+                if asynchronous:
+                    assert asyncio.run(loading.aload())["device"] == "phone"
+                else:
+                    assert loading.load()["device"] == "phone"
+                assert handle.execute("PTTL", key) > 90_000
+            if user:
+                listed = SessionStore.list_user_sessions(user)
+                assert [s.session_key for s in listed] == [session.session_key]
+
+
 async def async_login(user: str) -> None:
     session = SessionStore()
     await session.aset("_auth_user_id", user)
