@@ -67,6 +67,39 @@ def count_round_trips() -> Iterator[RoundTrips]:
     counted.count = sum(after) - sum(before)
 
 
+def open_pool() -> None:
+    """Open the engine's pooled connection and let it learn whether the
+    server has ``SET ... IFEQ``: a server without answers the first try with
+    an error, one round trip more, once per pool."""
+    from django_prologue_sessions.backends.redis.store import SessionStore
+
+    session = SessionStore()
+    for value in ("open", "learn"):
+        session["pool"] = value
+        session.save()
+    session.delete()
+
+
+async def aopen_pool() -> None:
+    """``open_pool()`` for this event loop's async client."""
+    from django_prologue_sessions.backends.redis.store import SessionStore
+
+    session = SessionStore()
+    for value in ("open", "learn"):
+        await session.aset("pool", value)
+        await session.asave()
+    await session.adelete()
+
+
+def has_ifeq(client: redis.Redis) -> bool:
+    """Whether the server takes ``SET ... IFEQ`` (which never creates a key)."""
+    try:
+        client.execute_command("SET", "ifeq-probe", "", "IFEQ", "")
+    except redis.ResponseError:
+        return False
+    return True
+
+
 def fewest_round_trips(action: Callable[[], object], tries: int = 3) -> int:
     """The round trips of ``action``, run up to ``tries`` times: another
     client's read (a sentinel's connection closing, say) can only add to a

@@ -27,6 +27,7 @@ from django_prologue_sessions.backends import base, memory
 from django_prologue_sessions.backends._session_keys import USER_ID_KEY
 from django_prologue_sessions.backends.base import SIGNED_IN_KEY
 from django_prologue_sessions.backends.redis import layout
+from django_prologue_sessions.backends.redis import store as redis_store
 from django_prologue_sessions.backends.redis.store import SessionStore as RedisStore
 from django_prologue_sessions.user_sessions import list_sessions
 from tests.redis_round_trips import count_round_trips
@@ -431,14 +432,25 @@ def test_the_index_entry_outlives_a_slid_session(redis_idle: redis.Redis) -> Non
     assert session.session_key is not None
     key = RedisStore.redis_key(session.session_key)
     index = RedisStore.index_key(layout.user_tag("7"), "7")
-    # As it is 60 s after the save: 40 s left, for the session and its entry.
+    entry = redis_idle.zscore(index, session.session_key)
+    # Early on, the entry (written for twice the TTL) outlasts the slide: a
+    # bare EXPIRE, the index left alone.
     redis_idle.pexpire(key, 40_000)
-    now_ms = int(redis_idle.time()[0]) * 1000
-    redis_idle.zadd(index, {session.session_key: now_ms + 40_000}, xx=True)
     RedisStore(session.session_key).load()
+    assert redis_idle.ttl(key) >= 99
+    assert redis_idle.zscore(index, session.session_key) == entry
+    # 170 s after the save, by the app's clock and by the index's: 30 s left
+    # of the entry, 40 s of the session, which slides to 100 s.
+    now_ms = int(redis_idle.time()[0]) * 1000
+    redis_idle.zadd(index, {session.session_key: now_ms + 30_000}, xx=True)
+    redis_idle.pexpire(key, 40_000)
+    later = redis_store._now() + 170
+    with mock.patch.object(redis_store, "_now", return_value=later):
+        RedisStore(session.session_key).load()
     score = redis_idle.zscore(index, session.session_key)
     assert score is not None
-    assert score >= now_ms + redis_idle.pttl(key) - 1000
+    assert score >= now_ms + redis_idle.pttl(key)
+    assert score >= now_ms + 190_000  # twice the TTL, as a save writes it
     assert redis_idle.ttl(index) >= redis_idle.ttl(key)
     # Another sign-in prunes the index of expired entries, not of this one.
     other = RedisStore()

@@ -19,9 +19,16 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.signing import JSONSerializer
 from django.test import Client, SimpleTestCase, override_settings
 
+from django_prologue_sessions.backends._session_keys import USER_ID_KEY
 from django_prologue_sessions.backends.redis import layout
+from django_prologue_sessions.backends.redis.connection import sync_redis
 from django_prologue_sessions.backends.redis.store import SessionStore
-from tests.redis_round_trips import count_round_trips
+from tests.redis_round_trips import (
+    aopen_pool,
+    count_round_trips,
+    has_ifeq,
+    open_pool,
+)
 from tests.redis_server import RedisServer
 from tests.session_contract import SessionContractTests
 
@@ -212,7 +219,7 @@ def test_every_save_resets_the_ttl(store: redis.Redis) -> None:
 
 
 def test_round_trips_of_each_operation(store: redis.Redis) -> None:
-    saved_session()  # opens the pooled connection and loads the scripts
+    open_pool()
     with count_round_trips() as created:
         session = saved_session({"a": 1})
     key = session.session_key
@@ -251,8 +258,8 @@ def test_keys_that_this_engine_cannot_have_made_never_reach_redis(
 
 
 def test_round_trips_through_the_middleware(store: redis.Redis) -> None:
-    client = Client()
-    client.get("/session/set/", {"warm": "up"})
+    Client().get("/session/set/", {"warm": "up"})
+    open_pool()
     with count_round_trips() as new_session:
         client = Client()
         client.get("/session/set/", {"key": "value"})
@@ -282,9 +289,7 @@ def test_async_methods_use_redis_asyncio_only(store: redis.Redis) -> None:
 
 
 async def async_round_trips() -> None:
-    session = SessionStore()
-    await session.aset("a", 1)
-    await session.asave()  # warms this event loop's client
+    await aopen_pool()
     with count_round_trips() as created:
         fresh = SessionStore()
         await fresh.aset("a", 1)
@@ -311,17 +316,14 @@ async def async_round_trips() -> None:
 def test_a_flushed_script_cache_costs_one_more_round_trip_once(
     store: redis.Redis,
 ) -> None:
-    """Saving a stored session runs a script (a new anonymous one is a SET)."""
-    session = saved_session({"k": 0})
-    session["k"] = 1
-    session.save()
+    """Re-keying a logged-in session runs a script, on every server."""
+    session = saved_session({USER_ID_KEY: "7"})
+    session.cycle_key()
     store.script_flush()
     with count_round_trips() as first:
-        session["k"] = 2
-        session.save()
+        session.cycle_key()
     with count_round_trips() as second:
-        session["k"] = 3
-        session.save()
+        session.cycle_key()
     assert (first, second) == (2, 1)
 
 
@@ -370,6 +372,86 @@ def test_a_save_that_meets_another_costs_one_more_round_trip(
     assert dict(second.items()) == {"a": 2, "b": 2}  # as stored now
     assert dict(SessionStore(key).items()) == {"a": 2, "b": 2}
     assert stored_value(store, second)[0].version == "3"
+
+
+def calls(client: redis.Redis) -> Counter[str]:
+    """How many times the server ran each command since its stats were reset."""
+    stats = client.info("commandstats")
+    return Counter({name[8:]: int(stat["calls"]) for name, stat in stats.items()})
+
+
+def test_a_save_is_one_native_set_where_the_server_has_ifeq(
+    store: redis.Redis,
+) -> None:
+    """Valkey 8.1+ and Redis 8.4+ save with SET ... IFEQ, no Lua (the user's
+    index is left alone while its entry outlasts the session); older servers
+    run the UPDATE script."""
+    native = has_ifeq(store)
+    open_pool()
+    anonymous = saved_session({"k": 0})
+    logged_in = saved_session({USER_ID_KEY: "7", "k": 0})
+    assert logged_in.session_key is not None
+    index = SessionStore.index_key(logged_in.session_key[:8], "7")
+    entry = store.zscore(index, logged_in.session_key)
+    store.config_resetstat()
+    for n in range(1, 4):
+        for session in (anonymous, logged_in):
+            session["k"] = n
+            session.save()
+    sent = calls(store)  # a script's commands count too
+    if native:
+        assert (sent["set"], sent["evalsha"], sent["get"]) == (6, 0, 0)
+    else:
+        assert sent["evalsha"] == 6
+    assert (sent["eval"], sent["zadd"]) == (0, 0)
+    assert store.zscore(index, logged_in.session_key) == entry
+    assert SessionStore(anonymous.session_key)["k"] == 3
+    assert SessionStore(logged_in.session_key)["k"] == 3
+    assert stored_value(store, logged_in)[0].version == "4"
+
+
+def test_whether_the_server_has_ifeq_is_learnt_once_per_pool(
+    store: redis.Redis,
+) -> None:
+    native = has_ifeq(store)
+    session = saved_session({"k": 0})  # the pool is open, its answer unknown
+    counts = []
+    for n in (1, 2, 3):
+        with count_round_trips() as sent:
+            session["k"] = n
+            session.save()
+        counts.append(sent)
+    assert counts == ([1, 1, 1] if native else [2, 1, 1])
+    assert sync_redis().call.has_ifeq is native
+    assert SessionStore(session.session_key)["k"] == 3
+
+    async def async_saves() -> list[int]:
+        assert await session.aexists(session.session_key)  # connects
+        counts = []
+        for n in (4, 5):
+            with count_round_trips() as sent:
+                await session.aset("k", n)
+                await session.asave()
+            counts.append(sent.count)
+        return counts
+
+    assert asyncio.run(async_saves()) == ([1, 1] if native else [2, 1])
+    assert SessionStore(session.session_key)["k"] == 5
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["as the server can", "Lua"])
+def test_a_save_never_brings_back_an_ended_session(
+    store: redis.Redis, native: bool
+) -> None:
+    session = saved_session({"k": 0})
+    if not native:
+        sync_redis().call.has_ifeq = False
+    key = session.session_key
+    SessionStore(key).delete()
+    session["k"] = 1
+    with pytest.raises(UpdateError):
+        session.save()
+    assert store.keys("*") == []
 
 
 def test_concurrent_changes_to_one_key_keep_the_last_save(store: redis.Redis) -> None:

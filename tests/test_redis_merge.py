@@ -26,6 +26,7 @@ from django.test import Client, override_settings
 from django.urls import include, path
 
 from django_prologue_sessions.backends.redis import SessionStore
+from django_prologue_sessions.backends.redis.connection import Call
 from tests.test_redis_topologies import (
     cluster_settings,
     cluster_setup,  # noqa: F401 (a fixture)
@@ -148,11 +149,20 @@ def expected_session() -> dict[str, str]:
     return expected
 
 
-@pytest.mark.parametrize("topology", ["server", "sentinel", "cluster"])
+@pytest.mark.parametrize(
+    "topology", ["server", "server, Lua in the threads", "sentinel", "cluster"]
+)
 def test_no_update_is_lost(
-    topology: str, redis_client: redis.Redis, request: pytest.FixtureRequest
+    topology: str,
+    redis_client: redis.Redis,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if topology == "server":
+    """The second process saves with SET ... IFEQ where the server has it;
+    in the second run the threads save with the UPDATE script meanwhile."""
+    if topology.startswith("server"):
+        if topology != "server":
+            monkeypatch.setattr(Call, "has_ifeq", False)
         options: dict[str, Any] = {"url": request.getfixturevalue("redis_url")}
     elif topology == "sentinel":
         options = sentinel_settings(request.getfixturevalue("sentinel_setup"))

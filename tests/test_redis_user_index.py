@@ -5,10 +5,12 @@ what keeps the index exact (the API itself runs in test_user_sessions.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -21,7 +23,7 @@ from django_prologue_sessions.backends.redis.layout import user_tag
 from django_prologue_sessions.backends.redis.store import SessionStore
 from django_prologue_sessions.exceptions import SessionStoreUnavailable
 from django_prologue_sessions.user_sessions import list_sessions, revoke_all
-from tests.redis_round_trips import count_round_trips
+from tests.redis_round_trips import count_round_trips, open_pool
 from tests.redis_server import ClusterSetup, RedisServer
 
 pytestmark = pytest.mark.redis
@@ -59,9 +61,10 @@ def login(session: SessionStore, user_id: str) -> None:
     session[HASH_KEY] = "0" * 64
 
 
-def logged_in(user_id: str) -> SessionStore:
+def logged_in(user_id: str, expiry: int | None = None) -> SessionStore:
     session = SessionStore()
     login(session, user_id)
+    session.set_expiry(expiry)
     session.save()
     return session
 
@@ -103,9 +106,14 @@ def test_a_users_session_and_index_share_one_slot(store: redis.Redis) -> None:
     [(member, score)] = store.zrange(index_key, 0, -1, withscores=True)
     assert member == key.encode()
     seconds, micros = store.time()
-    expires_ms = seconds * 1000 + micros // 1000 + store.pttl(hash_key)
-    assert abs(score - expires_ms) < 2000  # when it expires, in Redis's clock
-    assert store.ttl(index_key) >= store.ttl(hash_key)
+    now_ms = seconds * 1000 + micros // 1000
+    ttl_ms = store.pttl(hash_key)
+    # The entry ends twice the TTL from now, in Redis's clock; the header says
+    # when in the app server's.
+    assert abs(score - (now_ms + 2 * ttl_ms)) < 2000
+    assert header.saved is not None
+    assert header.indexed_until == header.saved + 2 * settings.SESSION_COOKIE_AGE
+    assert store.ttl(index_key) >= 2 * store.ttl(hash_key) - 1
 
 
 def test_an_anonymous_session_has_no_index_nor_user_part(store: redis.Redis) -> None:
@@ -254,6 +262,59 @@ def test_round_trips_of_a_users_session(store: redis.Redis) -> None:
     assert revoked == 1
 
 
+def entry_outlasts_session(client: redis.Redis, session_key: str, user: str) -> bool:
+    """Whether the session's index entry, and the index, last as long as it."""
+    seconds, micros = client.time()
+    now_ms = seconds * 1000 + micros // 1000
+    left_ms = client.pttl(SessionStore.redis_key(session_key))
+    score = client.zscore(index_of(user), session_key)
+    index_left_ms = client.pttl(index_of(user))
+    return score is not None and score >= now_ms + left_ms and index_left_ms >= left_ms
+
+
+def test_a_session_saved_past_its_ttl_stays_listed_and_revocable(
+    store: redis.Redis,
+) -> None:
+    """Saved every 0.2 s for 2.5 times its 2 s TTL, while other sessions of
+    the user come and go (each new one prunes the index): the session is
+    listed and its entry outlasts it throughout, though most saves leave the
+    index alone; then "log out everywhere" ends it."""
+    session = logged_in("7", expiry=2)
+    key = key_of(session)
+    saves, entries = 0, set()
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        session["tick"] = saves
+        session.save()
+        saves += 1
+        entries.add(store.zscore(index_of("7"), key))
+        assert entry_outlasts_session(store, key, "7")
+        listed = {s.session_key for s in list_sessions("7")}
+        assert key in listed
+        if saves % 5 == 0:
+            logged_in("7", expiry=1)  # prunes the entries that have expired
+        time.sleep(0.2)
+    assert 1 < len(entries) < saves / 2
+    assert revoke_all("7") >= 1
+    assert not store.exists(SessionStore.redis_key(key))
+    session["tick"] = "after"
+    with pytest.raises(UpdateError):
+        session.save()
+
+
+def test_a_longer_expiry_rewrites_the_entry_at_once(store: redis.Redis) -> None:
+    session = logged_in("7", expiry=60)
+    key = key_of(session)
+    before = store.zscore(index_of("7"), key)
+    session["k"] = "v"
+    session.save()  # within the entry: the index is left alone
+    assert store.zscore(index_of("7"), key) == before
+    session.set_expiry(3600)
+    session.save()
+    assert entry_outlasts_session(store, key, "7")
+    assert header_of(store, key).indexed_until == header_of(store, key).saved + 7200
+
+
 def test_a_logout_that_did_not_load_leaves_an_entry_that_listing_drops(
     store: redis.Redis,
 ) -> None:
@@ -300,7 +361,7 @@ def test_revoke_checks_each_sessions_owner_not_only_the_index(
     mine = logged_in("7")
     tag = user_tag("7")
     theirs = f"{tag}{'x' * 24}"
-    value = b"1" + layout.user_header(1, 1, "8") + b'j{"k":"v"}'
+    value = b"1" + layout.user_header(1, 1, 1, "8") + b'j{"k":"v"}'
     store.set(SessionStore.redis_key(theirs), value, ex=300)
     store.zadd(index_of("7"), {theirs: 9e15})
     assert [s.session_key for s in list_sessions("7")] == [key_of(mine)]
@@ -440,7 +501,7 @@ def run_on_cluster(cluster: RedisCluster) -> None:
 @pytest.fixture
 def no_index(store: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
     with override_settings(SESSION_REDIS={"url": redis_url, "user_index": False}):
-        logged_in("0").cycle_key()  # opens the pooled connection
+        open_pool()
         store.flushdb()
         yield store
 

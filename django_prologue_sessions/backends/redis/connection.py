@@ -6,9 +6,10 @@ connections belong to the loop that opened them. Both are dropped when
 ``SESSION_REDIS`` or ``CACHES`` change (``override_settings`` in tests).
 
 Everything goes through redis-py's public API, the same way for sync and
-async: ``execute_command()`` for one command, ``pipeline(transaction=False)``
-for a write and its ``WAIT``, or for reads of one key (``execute_all()``),
-in one round trip, a script by ``EVALSHA`` and
+async: ``execute_command()`` for one command (with the keyword options
+redis-py's own methods give it, such as ``get=True`` for ``SET ... GET``),
+``pipeline(transaction=False)`` for a write and its ``WAIT``, or for reads of
+one key (``execute_all()``), in one round trip, a script by ``EVALSHA`` and
 by ``EVAL`` when the server answers ``NOSCRIPT``. redis-py's pools do the
 rest: fork safety, ``max_connections`` (a blocking pool that waits up to
 ``pool_timeout``), ``health_check_interval``, Sentinel's master discovery.
@@ -40,7 +41,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+)
 from redis.retry import Retry
 
 from django_prologue_sessions.backends.redis import options as redis_options
@@ -54,6 +60,9 @@ logger = logging.getLogger("django_prologue_sessions.redis")
 UNAVAILABLE_ERRORS = (ConnectionError, TimeoutError)
 
 Command = tuple[Any, ...]
+
+#: What ``set_if_equal()`` answers when the server has no ``SET ... IFEQ``.
+NO_IFEQ = object()
 
 
 class RedisUnavailable(Exception):
@@ -85,6 +94,9 @@ _POOL_EXHAUSTED = ("Too many connections", "No connection available")
 class Call:
     """The decisions a command needs, made once for the sync and async handles."""
 
+    #: Whether the server takes ``SET ... IFEQ``: None until its first answer.
+    has_ifeq: bool | None = None
+
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
         # Retried once at once: a connection the server dropped, a failover.
@@ -92,6 +104,24 @@ class Call:
         self.retry_on: tuple[type[Exception], ...] = (
             UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
         )
+
+    def conditional_set(self, key: Any, value: Any, expected: Any, ttl: int) -> Command:
+        """``SET`` only if the value is ``expected``, replying the value found."""
+        return ("SET", key, value, "IFEQ", expected, "GET", "EX", ttl)
+
+    def lacks_ifeq(self, error: ResponseError) -> bool:
+        """Whether ``error``, the answer to ``conditional_set()``, says the
+        server has no ``IFEQ`` (Redis before 8.4, Valkey before 8.1 answer
+        "syntax error"); remembered for this pool."""
+        if "syntax error" not in str(error).lower():
+            return False
+        if self.has_ifeq is None:
+            logger.info(
+                "This Redis server has no SET ... IFEQ: sessions are saved "
+                "with a Lua script."
+            )
+        self.has_ifeq = False
+        return True
 
     def commands(self, command: Command, write: bool) -> list[Command]:
         """``command``, and ``WAIT`` after it if it writes and replicas must confirm."""
@@ -149,12 +179,27 @@ class SyncRedis:
         self.options = options
         self.call = Call(options)
 
-    def execute(self, *command: Any, write: bool = False) -> Any:
-        return self._send(self.call.commands(command, write))
+    def execute(self, *command: Any, write: bool = False, **options: Any) -> Any:
+        """Send ``command``; ``options`` go to redis-py with it, as its own
+        methods pass them (``get=True`` for ``SET ... GET``)."""
+        return self._send(self.call.commands(command, write), options)
+
+    def set_if_equal(self, key: Any, value: Any, expected: Any, ttl: int) -> Any:
+        """The value found at ``key`` (``value`` was set if it is ``expected``,
+        never if it is None), or ``NO_IFEQ`` if the server lacks ``IFEQ``."""
+        command = self.call.conditional_set(key, value, expected, ttl)
+        try:
+            found = self.execute(*command, write=True, get=True)
+        except ResponseError as error:
+            if self.call.lacks_ifeq(error):
+                return NO_IFEQ
+            raise
+        self.call.has_ifeq = True
+        return found
 
     def execute_all(self, *commands: Command) -> list[Any]:
         """Commands that only read one key, in one round trip: their replies."""
-        return self._send(list(commands), every_reply=True)  # type: ignore[no-any-return]
+        return self._send(list(commands), {}, every_reply=True)  # type: ignore[no-any-return]
 
     def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
@@ -167,21 +212,29 @@ class SyncRedis:
             command = script_command(script, keys, args, by_sha=False)
             return self.execute(*command, write=True)
 
-    def _send(self, commands: list[Command], every_reply: bool = False) -> Any:
+    def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
         finish = self.call.replies if every_reply else self.call.result
         maybe_sent = False
         for attempt in range(2):
             try:
-                return finish(self._round_trip(commands, every_reply))
+                return finish(self._round_trip(commands, options, every_reply))
             except UNAVAILABLE_ERRORS as error:
                 maybe_sent = self.call.failed(error, attempt, maybe_sent)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _round_trip(self, commands: list[Command], same_key: bool) -> list[Any]:
+    def _round_trip(
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
+    ) -> list[Any]:
         if len(commands) == 1:
-            return [self.client.execute_command(*commands[0])]
+            return [self.client.execute_command(*commands[0], **options)]
         pipe = self.client.pipeline(transaction=False)
-        for command in commands:
+        pipe.execute_command(*commands[0], **options)
+        for command in commands[1:]:
             pipe.execute_command(*command)
         replies: list[Any] = pipe.execute(raise_on_error=False)
         return replies
@@ -195,21 +248,28 @@ class SyncRedisCluster(SyncRedis):
     """A Redis Cluster through redis-py's cluster client, which routes each
     command (a script by its keys) to the node that holds its slot."""
 
-    def _round_trip(self, commands: list[Command], same_key: bool) -> list[Any]:
+    def _round_trip(
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
+    ) -> list[Any]:
         if same_key and len(commands) > 1:
-            return super()._round_trip(commands, same_key)  # one node's pipeline
+            return super()._round_trip(commands, options, same_key)  # one node's
         # WAIT names no key: it goes to the node of the write's first key,
         # in a second round trip (the cluster client pipelines by key only).
-        replies = [self.client.execute_command(*commands[0])]
+        replies = [self.client.execute_command(*commands[0], **options)]
         if len(commands) > 1:
             node = self.client.get_node_from_key(first_key(commands[0]))
             replies.append(self.client.execute_command(*commands[1], target_nodes=node))
         return replies
 
-    def _send(self, commands: list[Command], every_reply: bool = False) -> Any:
+    def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
         finish = self.call.replies if every_reply else self.call.result
         try:
-            return finish(self._round_trip(commands, every_reply))
+            return finish(self._round_trip(commands, options, every_reply))
         except UNAVAILABLE_ERRORS as error:
             raise RedisUnavailable(error, not never_sent(error)) from error
 
@@ -222,12 +282,23 @@ class AsyncRedis:
         self.options = options
         self.call = Call(options)
 
-    async def execute(self, *command: Any, write: bool = False) -> Any:
-        return await self._send(self.call.commands(command, write))
+    async def execute(self, *command: Any, write: bool = False, **options: Any) -> Any:
+        return await self._send(self.call.commands(command, write), options)
+
+    async def set_if_equal(self, key: Any, value: Any, expected: Any, ttl: int) -> Any:
+        command = self.call.conditional_set(key, value, expected, ttl)
+        try:
+            found = await self.execute(*command, write=True, get=True)
+        except ResponseError as error:
+            if self.call.lacks_ifeq(error):
+                return NO_IFEQ
+            raise
+        self.call.has_ifeq = True
+        return found
 
     async def execute_all(self, *commands: Command) -> list[Any]:
         """Commands that only read one key, in one round trip: their replies."""
-        return await self._send(list(commands), every_reply=True)  # type: ignore[no-any-return]
+        return await self._send(list(commands), {}, every_reply=True)  # type: ignore[no-any-return]
 
     async def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
@@ -239,21 +310,29 @@ class AsyncRedis:
             command = script_command(script, keys, args, by_sha=False)
             return await self.execute(*command, write=True)
 
-    async def _send(self, commands: list[Command], every_reply: bool = False) -> Any:
+    async def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
         finish = self.call.replies if every_reply else self.call.result
         maybe_sent = False
         for attempt in range(2):
             try:
-                return finish(await self._round_trip(commands, every_reply))
+                return finish(await self._round_trip(commands, options, every_reply))
             except UNAVAILABLE_ERRORS as error:
                 maybe_sent = self.call.failed(error, attempt, maybe_sent)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _round_trip(self, commands: list[Command], same_key: bool) -> list[Any]:
+    async def _round_trip(
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
+    ) -> list[Any]:
         if len(commands) == 1:
-            return [await self.client.execute_command(*commands[0])]
+            return [await self.client.execute_command(*commands[0], **options)]
         pipe = self.client.pipeline(transaction=False)
-        for command in commands:
+        pipe.execute_command(*commands[0], **options)
+        for command in commands[1:]:
             pipe.execute_command(*command)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
@@ -262,11 +341,13 @@ class AsyncRedis:
 class AsyncRedisCluster(AsyncRedis):
     """The cluster client retries by itself, refreshing its map of slots."""
 
-    async def _round_trip(self, commands: list[Command], same_key: bool) -> list[Any]:
+    async def _round_trip(
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
+    ) -> list[Any]:
         if same_key and len(commands) > 1:
-            return await super()._round_trip(commands, same_key)
+            return await super()._round_trip(commands, options, same_key)
         client = self.client
-        replies = [await client.execute_command(*commands[0])]
+        replies = [await client.execute_command(*commands[0], **options)]
         if len(commands) > 1:
             node = client.get_node_from_key(first_key(commands[0]))
             replies.append(
@@ -274,10 +355,15 @@ class AsyncRedisCluster(AsyncRedis):
             )
         return replies
 
-    async def _send(self, commands: list[Command], every_reply: bool = False) -> Any:
+    async def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
         finish = self.call.replies if every_reply else self.call.result
         try:
-            return finish(await self._round_trip(commands, every_reply))
+            return finish(await self._round_trip(commands, options, every_reply))
         except UNAVAILABLE_ERRORS as error:
             raise RedisUnavailable(error, not never_sent(error)) from error
 

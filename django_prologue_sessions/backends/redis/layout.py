@@ -11,14 +11,17 @@ that writes a session updates the index in the same atomic step.
 
 The value is a short header, then the session::
 
-    <version>[@<created>,<saved>,<length>:<user id>]<format><body>
+    <version>[@<created>,<saved>,<indexed until>,<length>:<user id>]<format><body>
 
-- ``version``: decimal, 1 when created; every save adds one (the UPDATE
-  script does), and a save applies only if the version it read is still
-  there: the optimistic concurrency that keeps concurrent changes to
-  different keys (``store``);
+- ``version``: decimal, 1 when created; every save adds one, and a save
+  applies only if the value it read is still there (``SET ... IFEQ``, or the
+  UPDATE script's check of the version on servers without it): the
+  optimistic concurrency that keeps concurrent changes to different keys
+  (``store``);
 - ``@...``: only for a logged-in session with the user index on: the
-  creation and last save times (Unix seconds) and the user id, its length
+  creation and last save times (Unix seconds), until when the session's
+  entry in its user's index lasts (Unix seconds, as the app server that
+  wrote the entry counted them; see ``store``), and the user id, its length
   first, which the scripts that list and revoke a user's sessions read
   without reading the session;
 - ``format``: ``j``, the body is the session dict as ``SESSION_SERIALIZER``
@@ -36,8 +39,7 @@ import functools
 import logging
 import re
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
@@ -62,7 +64,7 @@ PRESET = (
     b'","_auth_user_backend":"django.contrib.auth.backends.ModelBackend"'
     b',"_auth_user_hash":"'
 )
-_HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+):)?")
+_HEADER = re.compile(rb"(\d+)(?:@(\d+),(\d+),(\d+),(\d+):)?")
 
 
 def redis_key(prefix: str, session_key: str) -> str:
@@ -116,20 +118,20 @@ def _tag(secret: str | bytes, user_id: str) -> str:
     return "".join(characters)
 
 
-@dataclass(frozen=True)
-class Header:
-    """What a value says besides the session."""
+class Header(NamedTuple):
+    """What a value says besides the session (a tuple: built on every load)."""
 
     version: str
     created: int | None = None
     saved: int | None = None
     user: str | None = None
+    indexed_until: int | None = None
 
 
-def user_header(created: int, saved: int, user: str) -> bytes:
+def user_header(created: int, saved: int, indexed_until: int, user: str) -> bytes:
     """The ``@...`` part of a logged-in session's header, for the scripts."""
     encoded = user.encode(errors="surrogatepass")
-    return b"@%d,%d,%d:%s" % (created, saved, len(encoded), encoded)
+    return b"@%d,%d,%d,%d:%s" % (created, saved, indexed_until, len(encoded), encoded)
 
 
 def parse(value: bytes) -> tuple[Header, bytes, bytes]:
@@ -137,7 +139,7 @@ def parse(value: bytes) -> tuple[Header, bytes, bytes]:
     match = _HEADER.match(value)
     if match is None:
         raise ValueError("Not a session value")
-    version, created, saved, length = match.groups()
+    version, created, saved, until, length = match.groups()
     position = match.end()
     user = None
     if length is not None:
@@ -149,8 +151,31 @@ def parse(value: bytes) -> tuple[Header, bytes, bytes]:
         None if created is None else int(created),
         None if saved is None else int(saved),
         user,
+        None if until is None else int(until),
     )
     return header, value[position : position + 1], value[position + 1 :]
+
+
+def restamp(value: bytes, now: int, indexed_until: int) -> bytes:
+    """``value`` as the RENAME script leaves it: created and saved ``now``,
+    indexed until ``indexed_until``; as it is if it has no user header."""
+    match = _HEADER.match(value)
+    if match is None or match.group(5) is None:
+        return value
+    head = b"%s@%d,%d,%d," % (match.group(1), now, now, indexed_until)
+    return head + value[match.start(5) :]
+
+
+def codec(serializer_class: type[Any]) -> SessionCodec:
+    """The codec of a ``SESSION_SERIALIZER`` class, made once: it holds nothing
+    of a request's, and Django's serializers hold no state."""
+    found = _codecs.get(serializer_class)
+    if found is None:
+        found = _codecs.setdefault(serializer_class, SessionCodec(serializer_class()))
+    return found
+
+
+_codecs: dict[Any, SessionCodec] = {}
 
 
 class SessionCodec:
@@ -172,8 +197,13 @@ class SessionCodec:
 
     @staticmethod
     def pack(serialized: bytes) -> bytes:
-        """The format letter and body: deflated only where that is shorter."""
-        compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=PRESET)
+        """The format letter and body: deflated only where that is shorter.
+
+        zlib's default level and memory: a session is too short for level 9
+        to find more (the bodies of ``bench.redis_memory``'s profiles come out
+        the same), and the larger state costs more to set up on every save.
+        """
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zdict=PRESET)
         deflated = compressor.compress(serialized) + compressor.flush()
         if len(deflated) < len(serialized):
             return DEFLATED + deflated

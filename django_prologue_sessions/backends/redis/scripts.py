@@ -2,15 +2,20 @@
 
 A session is one Redis string, laid out as ``layout`` says: a decimal
 version, a header a logged-in session has when the user index is on
-(``@<created>,<saved>,<length>:<user id>``), then a format letter and the
-session. A logged-in user's sessions are also members of that user's index, a
-sorted set scored by when each expires (in Redis's own clock, so that pruning
-the expired ones never drops a live one).
+(``@<created>,<saved>,<indexed until>,<length>:<user id>``), then a format
+letter and the session. A logged-in user's sessions are also members of that
+user's index, a sorted set scored by when each entry expires (in Redis's own
+clock, so that pruning the expired ones never drops a live session): at
+``index_ttl`` seconds from the write, which is never before the session
+expires.
 
-A session without a user is created with a plain ``SET NX EX``; the scripts
-create a logged-in one with its index entry, save (only if the version read
-is still there), re-key, push its expiry back with its index entry's (the
-idle timeout's slide), delete, list and revoke.
+A session without a user is created with a plain ``SET NX EX``, and a save
+that leaves the index alone is a plain ``SET ... IFEQ`` where the server has
+it (``store``); the scripts create a logged-in session with its index entry,
+save (only if the version read is still there) on servers without ``IFEQ``
+or when the index changes, re-key, push a session's expiry back with its
+index entry's when the entry would not outlive it (the idle timeout's
+slide), delete, list and revoke.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -60,10 +65,11 @@ class LuaScript:
         return args
 
 
-# Score a member by when it expires in Redis's clock (milliseconds) and keep
-# the index at least as long as the session. A new member first drops those
-# that have expired (only a new member grows the index, and pruning costs as
-# much as the rest). An index whose last member is removed vanishes with it.
+# Score a member by when its entry expires in Redis's clock (milliseconds),
+# ttl seconds from now, and keep the index at least as long. A new member
+# first drops those that have expired (only a new member grows the index,
+# and pruning costs as much as the rest). An index whose last member is
+# removed vanishes with it.
 _INDEX_SESSION = """
 local function index_session(index, member, ttl, prune)
   local now = redis.call('TIME')
@@ -83,8 +89,9 @@ CREATE = LuaScript(
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
 local value = ARGV[3]
+local index_ttl = tonumber(ARGV[4])
 -- KEYS: the session, then its user's index (member, the session key, is
--- its entry there).
+-- its entry there, for index_ttl seconds).
 """
     + _INDEX_SESSION
     + """
@@ -93,11 +100,11 @@ if not redis.call('SET', KEYS[1], value, 'NX') then
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
-  index_session(KEYS[2], member, ttl, true)
+  index_session(KEYS[2], member, index_ttl, true)
 end
 return 1
 """,
-    head=("ttl", "member", "value"),
+    head=("ttl", "member", "value", "index_ttl"),
 )
 """Create the session only if its key is free: 1 if created, 0 on a clash."""
 
@@ -108,11 +115,12 @@ local expected = ARGV[2]
 local unversioned = ARGV[3]
 local index_op = ARGV[4]
 local member = ARGV[5]
+local index_ttl = tonumber(ARGV[6])
 -- KEYS: the session, then (if it has or had a user) that user's index.
 -- expected: the version the caller read ('' when it read none and replaces
 -- the session); unversioned: the value after the version. index_op 'a' adds (or
--- refreshes) member, the session key, in the index; 'r' removes it; ''
--- leaves the index alone.
+-- refreshes) member, the session key, in the index for index_ttl seconds;
+-- 'r' removes it; '' leaves the index alone.
 """
     + _INDEX_SESSION
     + """
@@ -137,14 +145,14 @@ version = tostring((tonumber(version) or 0) + 1)
 redis.call('SET', KEYS[1], version .. unversioned, 'EX', ttl)
 if KEYS[2] then
   if index_op == 'a' then
-    index_session(KEYS[2], member, ttl, false)
+    index_session(KEYS[2], member, index_ttl, false)
   elseif index_op == 'r' then
     redis.call('ZREM', KEYS[2], member)
   end
 end
 return tonumber(version)
 """,
-    head=("ttl", "expected", "unversioned", "index_op", "member"),
+    head=("ttl", "expected", "unversioned", "index_op", "member", "index_ttl"),
 )
 """Save a session only if it still exists and, unless ``expected`` is '', if
 its version is the one read: the new version if saved, 0 if it is gone, -1
@@ -161,10 +169,14 @@ local member = ARGV[1]
 local new_member = ARGV[2]
 local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
+local index_ttl = tonumber(ARGV[5])
+local indexed_until = ARGV[6]
 -- KEYS: a user's session, the name it moves to, and the user's index (if
 -- the index is on), where member and new_member, the old and the new session
 -- key, are its entries. Both names carry the same hash tag. Under its new
--- key the session counts as created and saved at now, and expires in ttl.
+-- key the session counts as created and saved at now, and expires in ttl;
+-- its index entry lasts index_ttl seconds, until indexed_until (as the
+-- header says, layout.restamp()).
 """
     + _INDEX_SESSION
     + """
@@ -175,19 +187,19 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1  -- the new key is taken: try another
 end
-local version, tail = string.match(current, '^(%d+)@%d+,%d+,(.*)$')
+local version, tail = string.match(current, '^(%d+)@%d+,%d+,%d+,(.*)$')
 if version then
-  current = version .. '@' .. now .. ',' .. now .. ',' .. tail
+  current = version .. '@' .. now .. ',' .. now .. ',' .. indexed_until .. ',' .. tail
 end
 redis.call('SET', KEYS[2], current, 'EX', ttl)
 redis.call('UNLINK', KEYS[1])
 if KEYS[3] then
   redis.call('ZREM', KEYS[3], member)
-  index_session(KEYS[3], new_member, ttl, false)
+  index_session(KEYS[3], new_member, index_ttl, false)
 end
 return 1
 """,
-    head=("member", "new_member", "now", "ttl"),
+    head=("member", "new_member", "now", "ttl", "index_ttl", "indexed_until"),
 )
 """Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
 it has ended, -1 if the new key is taken. Its value moves with it."""
@@ -196,22 +208,28 @@ TOUCH = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
--- KEYS: a user's session and the user's index, where member is its entry.
-"""
-    + _INDEX_SESSION
-    + """
+local index_ttl = tonumber(ARGV[3])
+-- KEYS: a user's session and the user's index, where member is its entry,
+-- which is made to last index_ttl seconds, or longer if it already does.
 if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
   return 0  -- ended meanwhile: no entry to refresh
 end
-index_session(KEYS[2], member, ttl, false)
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZADD', KEYS[2], 'GT', ms + index_ttl * 1000, member)
+if redis.call('TTL', KEYS[2]) < index_ttl then
+  redis.call('EXPIRE', KEYS[2], index_ttl)
+end
 return 1
 """,
-    head=("ttl", "member"),
+    head=("ttl", "member", "index_ttl"),
 )
-"""Push a user's session's expiry back to ``ttl`` (the idle timeout's slide),
-and its index entry's with it, so that the index never drops it while it
-lives: 1 if it did, 0 if the session has ended. The value is not rewritten;
-a session with no index entry gets a bare ``EXPIRE`` instead."""
+"""Push a user's session's expiry back to ``ttl`` (the idle timeout's slide)
+and its index entry's to ``index_ttl``, never sooner than it was: 1 if done,
+0 if the session has ended. The value is not rewritten, so its header's
+"indexed until" may fall behind the entry, never ahead of it: a later save
+then writes the index when it need not, never skips it when it must. A slide
+that the entry outlasts anyway is a bare ``EXPIRE`` (``store``)."""
 
 DELETE = LuaScript(
     """
@@ -239,7 +257,8 @@ local function header_of(start)
   if not start then
     return nil
   end
-  local created, saved, length, at = string.match(start, '^%d+@(%d+),(%d+),(%d+):()')
+  local created, saved, length, at =
+    string.match(start, '^%d+@(%d+),(%d+),%d+,(%d+):()')
   if not created or tonumber(length) ~= #user then
     return nil
   end
@@ -249,7 +268,7 @@ local function header_of(start)
   return created, saved
 end
 local function header(key)
-  return header_of(redis.call('GETRANGE', key, 0, 63 + #user))
+  return header_of(redis.call('GETRANGE', key, 0, 79 + #user))
 end
 """
 

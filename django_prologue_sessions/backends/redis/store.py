@@ -4,11 +4,23 @@ Loading is one GET (with an idle timeout, GET and PTTL in one round trip,
 and a bare EXPIRE once the session is due for its slide); creating, updating
 and deleting are one command each (see ``scripts``). An update applies only
 if the session still exists, so a logout in a concurrent request is never
-undone, and only if its version is the one loaded: when another request
-saved meanwhile, the update brings back the session as it is now, this one's
-own changes (the keys it changed) are applied to it and sent again, so
+undone, and only if it is as it was loaded: when another request saved
+meanwhile, the update brings back the session as it is now, this one's own
+changes (the keys it changed) are applied to it and sent again, so
 concurrent changes to different keys both stay. How a session lies in Redis
 is ``layout``'s business.
+
+An update that leaves the user index alone is one native command where the
+server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
+GET EX ttl``, which never creates a missing key and answers with the value
+it found, the current session on a conflict. Whether the server has
+``IFEQ`` is learnt from its first answer, once per connection pool
+(``connection``); older servers run the UPDATE script, with the same
+guarantees. The index is written only when it must be: when the session
+gains, loses or changes its user, or when the session would outlive its
+entry there. An entry is written to last ``INDEX_TTL_FACTOR`` times the
+session's TTL, and the header tells each save until when (see
+``_index_op()``).
 
 Each operation decides what to send once, in a method shared by its sync
 and async forms (``_plan_save()`` returns the ``Write`` to make), and the
@@ -23,7 +35,7 @@ import re
 import time
 import zlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +60,7 @@ from django_prologue_sessions.backends.base import (
 )
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
+    NO_IFEQ,
     AsyncRedis,
     RedisUnavailable,
     SyncRedis,
@@ -78,12 +91,25 @@ _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
 SAVE_ATTEMPTS = 100
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
+# A user's index entry is written to last twice the session's TTL, so that
+# the saves in between leave the index alone. It is written again once the
+# session's expiry comes within a quarter of the TTL (and a second) of the
+# entry's, a margin for app servers whose clocks differ (each counts the
+# entry's end in its own clock; Redis scores it in its own).
+INDEX_TTL_FACTOR = 2
 
 
 @dataclass(frozen=True)
 class Write:
     """A script to run (or, with ``script`` None, the command ``args``), and
-    what the session holds once it has run."""
+    what the session holds once it has run.
+
+    An update that can be a native ``SET ... IFEQ`` has ``expected``, the
+    stored value it replaces, and ``version``, the one it writes; it runs the
+    script only where the server lacks ``IFEQ``. Either way the outcome is
+    the script's: the new version, 0 if the session is gone, or the value
+    that another request stored meanwhile.
+    """
 
     script: scripts.LuaScript | None
     keys: list[str]
@@ -95,25 +121,53 @@ class Write:
     user: str | None
     created: int
     creates: bool
+    #: The value after its version: the rest of the header, the session.
+    rest: bytes = b""
+    indexed_until: int | None = None
+    expected: bytes | None = None
+    version: int = 1
 
     def send(self, handle: SyncRedis) -> Any:
+        if self.expected is not None and handle.call.has_ifeq is not False:
+            found = handle.set_if_equal(*self._native())
+            if found is not NO_IFEQ:
+                return self._outcome(found)
         if self.script is None:
             return handle.execute(*self.args, write=True)
         return handle.run_script(self.script, self.keys, self.args)
 
     async def asend(self, handle: AsyncRedis) -> Any:
+        if self.expected is not None and handle.call.has_ifeq is not False:
+            found = await handle.set_if_equal(*self._native())
+            if found is not NO_IFEQ:
+                return self._outcome(found)
         if self.script is None:
             return await handle.execute(*self.args, write=True)
         return await handle.run_script(self.script, self.keys, self.args)
+
+    def value(self, version: int) -> bytes:
+        return b"%d%s" % (version, self.rest)
+
+    def _native(self) -> tuple[str, bytes, bytes | None, int]:
+        return self.keys[0], self.value(self.version), self.expected, self.ttl
+
+    def _outcome(self, found: bytes | None) -> Any:
+        if found is None:
+            return 0  # gone: SET ... IFEQ never creates the key
+        return self.version if found == self.expected else found
 
 
 class SessionStore(ServerSessionBase):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        self._codec = layout.SessionCodec(self.serializer_class())
+        self._codec = layout.codec(self.serializer_class)
         # The version loaded or last written, which a save expects to find;
         # None when unknown (the session was emptied before it was loaded).
         self._version: str | None = None
+        # The value as loaded or last written, which SET ... IFEQ expects.
+        self._stored_value: bytes | None = None
+        # Until when the session's index entry lasts (the header's word).
+        self._indexed_until: int | None = None
         # The session as loaded or last written (serialized): what this
         # instance changed is told against it when a save meets a conflict.
         self._stored_body: bytes | None = None
@@ -436,7 +490,7 @@ class SessionStore(ServerSessionBase):
         old = self._persisted_key()
         self._session_key = self._unsaved_key = self.new_session_key()
         self._session_cache = data
-        self._version = None
+        self._version = self._stored_value = None
         self._stored_body = None
         self._stored_user = None
         self._created_ttl = None
@@ -458,8 +512,14 @@ class SessionStore(ServerSessionBase):
         keys = [self.redis_key(old), self.redis_key(new)]
         if current_options().user_index:
             keys.append(self.index_key(tag, user))
+        ttl, now = self._expiry_age(), int(_now())
         args = scripts.RENAME.argv(
-            member=old, new_member=new, now=int(_now()), ttl=self._expiry_age()
+            member=old,
+            new_member=new,
+            now=now,
+            ttl=ttl,
+            index_ttl=INDEX_TTL_FACTOR * ttl,
+            indexed_until=now + INDEX_TTL_FACTOR * ttl,
         )
         return scripts.RENAME, keys, args
 
@@ -478,8 +538,9 @@ class SessionStore(ServerSessionBase):
 
     def _plan_touch(self, session: dict[str, Any], replies: list[Any]) -> Write | None:
         """The idle timeout's slide of a loaded session, when due: a bare
-        EXPIRE, or TOUCH for a session in its user's index (the entry's
-        expiry moves with the session's); the value is never rewritten."""
+        EXPIRE, or TOUCH for a session whose index entry would not outlast
+        its new expiry (the rule of ``_index_op()``); the value is never
+        rewritten."""
         if len(replies) < 2 or replies[1] < 0 or self._unavailable:
             return None
         age = self.refresh_due(session, replies[1] / 1000)
@@ -487,20 +548,24 @@ class SessionStore(ServerSessionBase):
             return None
         ttl = math.ceil(age)
         key, user = self._own_key()
+        now = _now()
+        index_op, until = self._index_op(user, False, now, ttl)
         keys = [self.redis_key(key)]
-        script: scripts.LuaScript | None = None
         args: list[Any] = ["EXPIRE", keys[0], ttl]
-        if user is not None and current_options().user_index:
-            script = scripts.TOUCH
-            keys.append(self.index_key(key[:TAG_LENGTH], user))
-            args = scripts.TOUCH.argv(ttl=ttl, member=key)
-        return Write(script, keys, args, session, b"", ttl, user, 0, creates=False)
+        write = Write(None, keys, args, session, b"", ttl, user, 0, creates=False)
+        if index_op != "a":
+            return write
+        assert user is not None
+        assert until is not None
+        keys.append(self.index_key(key[:TAG_LENGTH], user))
+        args = scripts.TOUCH.argv(ttl=ttl, member=key, index_ttl=until - int(now))
+        return replace(write, script=scripts.TOUCH, args=args)
 
     def _forget(self) -> dict[str, Any]:
         """Drop the session loaded (ended): an empty one with no key."""
         self._session_key = None
-        self._version = self._stored_body = None
-        self._stored_user = self._created_at = None
+        self._version = self._stored_body = self._stored_value = None
+        self._stored_user = self._created_at = self._indexed_until = None
         return {}
 
     def _renamed(
@@ -510,9 +575,16 @@ class SessionStore(ServerSessionBase):
         meanwhile takes it too, unstored: its save raises ``UpdateError``."""
         if moved == -1:
             return False
-        self._session_key = rename[2][1]
-        self._created_ttl = rename[2][3] if moved else None
-        self._created_at = rename[2][2]
+        args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
+        self._session_key = args["new_member"]
+        self._created_ttl = args["ttl"] if moved else None
+        self._created_at = args["now"]
+        if self._stored_value is not None and self._stored_user is not None:
+            # As the script rewrote it, unless another save came between.
+            self._stored_value = layout.restamp(
+                self._stored_value, args["now"], args["indexed_until"]
+            )
+            self._indexed_until = args["indexed_until"]
         self.modified = True
         return True
 
@@ -559,40 +631,70 @@ class SessionStore(ServerSessionBase):
             # middleware's save): Redis already holds exactly this.
             return None
         keys = [self.redis_key(key)]
-        now = int(_now())
-        created = now if new or self._created_at is None else self._created_at
-        indexed = user is not None and current_options().user_index
+        now = _now()
+        stamp = int(now)
+        created = stamp if new or self._created_at is None else self._created_at
+        index_op, until = self._index_op(user, new, now, ttl)
         head = b""
-        if indexed:
+        if index_op != "":
+            stored_user = user if index_op == "a" else self._stored_user
+            assert stored_user is not None
+            keys.append(self.index_key(key[:TAG_LENGTH], stored_user))
+        if until is not None:
             assert user is not None
-            keys.append(self.index_key(key[:TAG_LENGTH], user))
-            head = layout.user_header(created, now, user)
+            head = layout.user_header(created, stamp, until, user)
         rest = head + self._codec.pack(body)
+        index_ttl = 0 if until is None else until - stamp
+        write = Write(None, keys, [], data, body, ttl, user, created, new, rest, until)
         if new:
-            value = b"1" + rest
-            if indexed or ttl <= 0:  # SET's EX takes no expired TTL
-                member = key if indexed else ""
-                args = scripts.CREATE.argv(ttl=ttl, member=member, value=value)
-                script: scripts.LuaScript | None = scripts.CREATE
-            else:
-                args, script = ["SET", keys[0], value, "NX", "EX", ttl], None
-            return Write(script, keys, args, data, body, ttl, user, now, creates=True)
-        index_op = "a" if indexed else ""
-        had_index = self._stored_user is not None and current_options().user_index
-        if not indexed and had_index:
-            assert self._stored_user is not None
-            keys.append(self.index_key(key[:TAG_LENGTH], self._stored_user))
-            index_op = "r"
+            if index_op or ttl <= 0:  # SET's EX takes no expired TTL
+                args = scripts.CREATE.argv(
+                    ttl=ttl,
+                    member=key if index_op else "",
+                    value=write.value(1),
+                    index_ttl=index_ttl,
+                )
+                return replace(write, script=scripts.CREATE, args=args)
+            args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
+            return replace(write, args=args)
         args = scripts.UPDATE.argv(
             ttl=ttl,
             expected=self._version or "",
             unversioned=rest,
             index_op=index_op,
             member=key if index_op else "",
+            index_ttl=index_ttl,
         )
-        return Write(
-            scripts.UPDATE, keys, args, data, body, ttl, user, created, creates=False
+        write = replace(write, script=scripts.UPDATE, args=args)
+        if index_op or ttl <= 0 or self._version is None:
+            return write
+        return replace(
+            write, expected=self._stored_value, version=int(self._version) + 1
         )
+
+    def _index_op(
+        self, user: str | None, new: bool, now: float, ttl: int
+    ) -> tuple[str, int | None]:
+        """What a save does to the user index, and until when the session's
+        entry there lasts once it is done (None: the session is not indexed).
+
+        ``"a"`` (re)writes the entry, ``"r"`` removes it, ``""`` leaves the
+        index alone: a session that keeps its user whose entry outlasts its
+        new expiry by the margin of ``INDEX_TTL_FACTOR``'s comment.
+        """
+        options = current_options()
+        if user is None or not options.user_index:
+            had_index = not new and self._stored_user is not None
+            return ("r" if had_index and options.user_index else ""), None
+        until = self._indexed_until
+        if (
+            not new
+            and user == self._stored_user
+            and until is not None
+            and now + ttl + ttl // 4 + 1 <= until
+        ):
+            return "", until
+        return "a", int(now) + INDEX_TTL_FACTOR * ttl
 
     def _written(self, write: Write, done: Any, must_create: bool) -> Write | None:
         """Take in the outcome of ``write``: None when done, ``NEW_KEY`` if a
@@ -605,6 +707,8 @@ class SessionStore(ServerSessionBase):
                 return NEW_KEY  # any other new key will do
             raise CreateError if write.creates else UpdateError
         self._version = "1" if write.creates else str(done)
+        self._stored_value = write.value(int(self._version))
+        self._indexed_until = write.indexed_until
         self._stored_body = write.body
         self._stored_user = write.user
         self._created_at = write.created
@@ -633,7 +737,7 @@ class SessionStore(ServerSessionBase):
         if not deleted:
             raise UpdateError  # deleted meanwhile (revoked, logged out)
         self._session_key = None
-        self._version = None
+        self._version = self._stored_value = None
         self._stored_body = None
         self._stored_user = None
 
@@ -698,10 +802,11 @@ class SessionStore(ServerSessionBase):
         except ValueError:
             # Not written by this engine: replaced, unread, by the next save.
             logger.warning("Session value could not be decoded")
-            self._version = self._stored_body = None
+            self._version = self._stored_body = self._stored_value = None
             self._stored_user = self._created_at = None
             return {}
         self._version, self._created_at = header.version, header.created
+        self._stored_value, self._indexed_until = raw, header.indexed_until
         try:
             self._stored_body = self._codec.unpack(form, body)
         except (ValueError, zlib.error):
