@@ -26,7 +26,6 @@ Writes ``activity.json`` and ``activity.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -34,67 +33,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from bench import minimal_site
+
 ROOT = Path(__file__).resolve().parent.parent
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-
-
-def configure(redis_url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        DEBUG_PROPAGATE_EXCEPTIONS=True,
-        SECRET_KEY="bench-not-secret",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        SESSION_ENGINE="django_prologue_sessions.backends.redis",
-        SESSION_REDIS={"url": redis_url},
-        MIDDLEWARE=[
-            "django_prologue_sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "django_prologue_sessions.activity.ActivityMiddleware",
-        ],
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "django.contrib.sessions",
-            "django_prologue_sessions",
-        ],
-        DATABASES={},
-        USE_TZ=True,
-    )
-    django.setup()
-    # login() saves the user's last_login; these users live in no database.
-    from django.contrib.auth import user_logged_in
-
-    user_logged_in.disconnect(dispatch_uid="update_last_login")
-
-
-def login_view(request: Any, number: int) -> Any:
-    from django.contrib.auth import login
-    from django.contrib.auth.models import User
-    from django.http import HttpResponse
-
-    user = User(pk=number, username=f"user{number}")
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return HttpResponse("ok")
-
-
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("_auth_user_id")))
-
-
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        from django.urls import path
-
-        return [path("login/<int:number>/", login_view), path("read/", read_view)]
-    raise AttributeError(name)
 
 
 def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
@@ -106,13 +48,18 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
 
     server_process = RedisServer().start()
     try:
-        configure(server_process.url)
+        minimal_site.configure(
+            server_process.url,
+            [
+                "django_prologue_sessions.middleware.SessionMiddleware",
+                "django.middleware.csrf.CsrfViewMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+                "django_prologue_sessions.activity.ActivityMiddleware",
+            ],
+        )
         server = redis.Redis.from_url(server_process.url)
-        info = server.info("server")
         results: dict[str, Any] = {
-            "server": f"valkey {info['valkey_version']}"
-            if "valkey_version" in info
-            else f"redis {info['redis_version']}",
+            "server": minimal_site.server_name(server.info("server")),
             "python": platform.python_version(),
             "sessions": sessions,
             "requests": requests,
@@ -203,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args.sessions, args.requests, args.rounds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "activity.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "activity.md").write_text(markdown(results))
-    print(markdown(results))
+    minimal_site.write_results(args.out, "activity", results, markdown(results))
     return 0
 
 

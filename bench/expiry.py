@@ -34,91 +34,18 @@ Writes ``expiry.json`` and ``expiry.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import minimal_site
+
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 24 * 3600
 OURS = "ours, PROLOGUE_SESSIONS_IDLE_TIMEOUT"
 PEER = "django-redis, SESSION_SAVE_EVERY_REQUEST"
-
-
-def configure(redis_url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        DEBUG_PROPAGATE_EXCEPTIONS=True,
-        SECRET_KEY="bench-not-secret",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        SESSION_REDIS={"url": redis_url},
-        CACHES={
-            "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": redis_url,
-            }
-        },
-        CSRF_USE_SESSIONS=True,
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-        ],
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "django.contrib.sessions",
-            "django_prologue_sessions",
-        ],
-        DATABASES={},
-        USE_TZ=True,
-    )
-    django.setup()
-    # login() saves the user's last_login; this user lives in no database.
-    from django.contrib.auth import user_logged_in
-
-    user_logged_in.disconnect(dispatch_uid="update_last_login")
-
-
-def login_view(request: Any) -> Any:
-    from django.contrib.auth import login
-    from django.contrib.auth.models import User
-    from django.http import HttpResponse
-
-    user = User(pk=1, username="ada")
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return HttpResponse("ok")
-
-
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("_auth_user_id")))
-
-
-def visit_view(request: Any) -> Any:
-    from django.http import HttpResponse
-    from django.middleware.csrf import get_token
-
-    return HttpResponse(get_token(request))
-
-
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        from django.urls import path
-
-        return [
-            path("login/", login_view),
-            path("read/", read_view),
-            path("visit/", visit_view),
-        ]
-    raise AttributeError(name)
 
 
 def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> Any:
@@ -141,7 +68,7 @@ def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> 
         for way, overrides in ways.items():
             with override_settings(**overrides):
                 client = Client()
-                client.get("/login/")
+                client.get("/login/1/")
                 before = written(server)
                 elapsed = 0.0
                 for _ in range(requests):
@@ -225,15 +152,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     server_process = RedisServer().start()
     try:
-        configure(server_process.url)
+        minimal_site.configure(
+            server_process.url,
+            [
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django.middleware.csrf.CsrfViewMiddleware",
+            ],
+            CACHES={
+                "default": {
+                    "BACKEND": "django_redis.cache.RedisCache",
+                    "LOCATION": server_process.url,
+                }
+            },
+            CSRF_USE_SESSIONS=True,
+        )
         server = redis.Redis.from_url(server_process.url)
         server.config_set("appendonly", "yes")
         while server.info("persistence")["aof_rewrite_in_progress"]:
             time.sleep(0.05)
-        info = server.info("server")
-        name = "valkey" if "valkey_version" in info else "redis"
         return {
-            "server": f"{name} {info.get('valkey_version') or info['redis_version']}",
+            "server": minimal_site.server_name(server.info("server")),
             "python": platform.python_version(),
             "requests": args.requests,
             "idle_timeout": args.idle_timeout,
@@ -302,10 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "expiry.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "expiry.md").write_text(markdown(results))
-    print(markdown(results))
+    minimal_site.write_results(args.out, "expiry", results, markdown(results))
     return 0
 
 

@@ -478,20 +478,22 @@ def wait_calls(node: Any) -> int:
 # A user's sessions and their index, in one slot ----------------------------------
 
 
+def topology_settings(topology: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``SESSION_REDIS`` for a cluster, or Sentinel with every write waited on."""
+    if topology == "cluster":
+        return cluster_settings(request.getfixturevalue("cluster_setup"))
+    return sentinel_settings(
+        request.getfixturevalue("sentinel_setup"), wait_replicas=1, wait_timeout_ms=500
+    )
+
+
 @pytest.mark.parametrize("topology", ["cluster", "sentinel with WAIT"])
 def test_a_users_sessions_and_index_in_each_topology(
     topology: str, request: pytest.FixtureRequest
 ) -> None:
     """Scripts that touch a session and its user's index (several keys, one
     hash tag) run on a cluster and, with WAIT, through Sentinel."""
-    if topology == "cluster":
-        options = cluster_settings(request.getfixturevalue("cluster_setup"))
-    else:
-        options = sentinel_settings(
-            request.getfixturevalue("sentinel_setup"),
-            wait_replicas=1,
-            wait_timeout_ms=500,
-        )
+    options = topology_settings(topology, request)
     with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=options):
         user = f"user-{topology}"
         keys = set()
@@ -516,14 +518,7 @@ def test_the_idle_timeout_slides_in_each_topology(
 ) -> None:
     """The load's GET and PTTL in one pipeline (one node's, on a cluster), and
     the refresh (EXPIRE, or TOUCH with the index entry) with its WAIT."""
-    if topology == "cluster":
-        options = cluster_settings(request.getfixturevalue("cluster_setup"))
-    else:
-        options = sentinel_settings(
-            request.getfixturevalue("sentinel_setup"),
-            wait_replicas=1,
-            wait_timeout_ms=500,
-        )
+    options = topology_settings(topology, request)
     with override_settings(
         SESSION_ENGINE=ENGINE,
         SESSION_REDIS=options,
