@@ -452,6 +452,12 @@ def test_the_index_entry_outlives_a_slid_session(redis_idle: redis.Redis) -> Non
     assert score >= now_ms + redis_idle.pttl(key)
     assert score >= now_ms + 190_000  # twice the TTL, as a save writes it
     assert redis_idle.ttl(index) >= redis_idle.ttl(key)
+    # The header still says 30 s: the script reads the entry, leaves it.
+    redis_idle.pexpire(key, 40_000)
+    with mock.patch.object(redis_store, "_now", return_value=later):
+        RedisStore(session.session_key).load()
+    assert redis_idle.ttl(key) >= 99
+    assert redis_idle.zscore(index, session.session_key) == score
     # Another sign-in prunes the index of expired entries, not of this one.
     other = RedisStore()
     other[USER_ID_KEY] = "7"

@@ -208,28 +208,36 @@ TOUCH = LuaScript(
     """
 local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
-local index_ttl = tonumber(ARGV[3])
--- KEYS: a user's session and the user's index, where member is its entry,
--- which is made to last index_ttl seconds, or longer if it already does.
+local outlast = tonumber(ARGV[3])
+local index_ttl = tonumber(ARGV[4])
+-- KEYS: a user's session and the user's index, where member is its entry.
+-- An entry that lasts outlast seconds more is left alone; any other is made
+-- to last index_ttl seconds, or longer if it already does.
 if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
   return 0  -- ended meanwhile: no entry to refresh
 end
 local now = redis.call('TIME')
 local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local score = redis.call('ZSCORE', KEYS[2], member)
+if score and tonumber(score) >= ms + outlast * 1000 then
+  return 1
+end
 redis.call('ZADD', KEYS[2], 'GT', ms + index_ttl * 1000, member)
 if redis.call('TTL', KEYS[2]) < index_ttl then
   redis.call('EXPIRE', KEYS[2], index_ttl)
 end
 return 1
 """,
-    head=("ttl", "member", "index_ttl"),
+    head=("ttl", "member", "outlast", "index_ttl"),
 )
 """Push a user's session's expiry back to ``ttl`` (the idle timeout's slide)
-and its index entry's to ``index_ttl``, never sooner than it was: 1 if done,
-0 if the session has ended. The value is not rewritten, so its header's
-"indexed until" may fall behind the entry, never ahead of it: a later save
-then writes the index when it need not, never skips it when it must. A slide
-that the entry outlasts anyway is a bare ``EXPIRE`` (``store``)."""
+and, if its index entry would not outlast it, the entry's to ``index_ttl``,
+never sooner than it was: 1 if done, 0 if the session has ended. The value
+is not rewritten, so its header's "indexed until" may fall behind the entry,
+never ahead of it: a later save then writes the index when it need not,
+never skips it when it must. The script reads the entry's own score, so a
+stale header costs it no writes. A slide that the header shows the entry
+outlasts is a bare ``EXPIRE`` (``store``)."""
 
 DELETE = LuaScript(
     """

@@ -558,7 +558,9 @@ class SessionStore(ServerSessionBase):
         assert user is not None
         assert until is not None
         keys.append(self.index_key(key[:TAG_LENGTH], user))
-        args = scripts.TOUCH.argv(ttl=ttl, member=key, index_ttl=until - int(now))
+        args = scripts.TOUCH.argv(
+            ttl=ttl, member=key, outlast=ttl + _margin(ttl), index_ttl=until - int(now)
+        )
         return replace(write, script=scripts.TOUCH, args=args)
 
     def _forget(self) -> dict[str, Any]:
@@ -691,7 +693,7 @@ class SessionStore(ServerSessionBase):
             not new
             and user == self._stored_user
             and until is not None
-            and now + ttl + ttl // 4 + 1 <= until
+            and now + ttl + _margin(ttl) <= until
         ):
             return "", until
         return "a", int(now) + INDEX_TTL_FACTOR * ttl
@@ -855,6 +857,12 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def _margin(ttl: int) -> int:
+    """How much longer than the session its index entry must last for the
+    index to be left alone (see ``INDEX_TTL_FACTOR``)."""
+    return ttl // 4 + 1
 
 
 def _not_deleted(exc: SessionStoreUnavailable) -> None:
