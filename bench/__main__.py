@@ -321,16 +321,6 @@ def engines_commit() -> str:
     return commit + ("+changes" if changes else "")
 
 
-def start_redis(url: str | None) -> tuple[str, Any]:
-    url = url or os.environ.get("REDIS_URL") or None
-    if url:
-        return url, None
-    from tests.redis_server import RedisServer
-
-    server = RedisServer().start()
-    return server.url, server
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -398,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in selected if not e.missing()]
     missing = {e.name: e.missing() for e in selected if e.missing()}
 
-    redis_url, server = start_redis(args.redis_url)
+    redis_url, server = load.start_redis(args.redis_url)
     try:
         if args.profile:
             return profile(args.profile, redis_url, params)

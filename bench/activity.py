@@ -33,10 +33,59 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench import minimal_site
+from bench.small_runs import fastest, server_name, setup_django, write
 
 ROOT = Path(__file__).resolve().parent.parent
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def configure(redis_url: str) -> None:
+    setup_django(
+        __name__,
+        SESSION_ENGINE="django_prologue_sessions.backends.redis",
+        SESSION_REDIS={"url": redis_url},
+        MIDDLEWARE=[
+            "django_prologue_sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django_prologue_sessions.activity.ActivityMiddleware",
+        ],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "django_prologue_sessions",
+        ],
+    )
+    # login() saves the user's last_login; these users live in no database.
+    from django.contrib.auth import user_logged_in
+
+    user_logged_in.disconnect(dispatch_uid="update_last_login")
+
+
+def login_view(request: Any, number: int) -> Any:
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+    from django.http import HttpResponse
+
+    user = User(pk=number, username=f"user{number}")
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse("ok")
+
+
+def read_view(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse(str(request.session.get("_auth_user_id")))
+
+
+def __getattr__(name: str) -> Any:
+    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
+    if name == "urlpatterns":
+        from django.urls import path
+
+        return [path("login/<int:number>/", login_view), path("read/", read_view)]
+    raise AttributeError(name)
 
 
 def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
@@ -48,18 +97,11 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
 
     server_process = RedisServer().start()
     try:
-        minimal_site.configure(
-            server_process.url,
-            [
-                "django_prologue_sessions.middleware.SessionMiddleware",
-                "django.middleware.csrf.CsrfViewMiddleware",
-                "django.contrib.auth.middleware.AuthenticationMiddleware",
-                "django_prologue_sessions.activity.ActivityMiddleware",
-            ],
-        )
+        configure(server_process.url)
         server = redis.Redis.from_url(server_process.url)
+        info = server.info("server")
         results: dict[str, Any] = {
-            "server": minimal_site.server_name(server.info("server")),
+            "server": server_name(info),
             "python": platform.python_version(),
             "sessions": sessions,
             "requests": requests,
@@ -112,9 +154,7 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
                             signed_in.get("/read/")
                         elapsed = time.perf_counter() - start
                     timings.setdefault(label, []).append(elapsed * 1e6 / requests)
-        results["usec_per_request"] = {
-            label: round(min(values), 1) for label, values in timings.items()
-        }
+        results["usec_per_request"] = fastest(timings)
         return results
     finally:
         server_process.cleanup()
@@ -150,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args.sessions, args.requests, args.rounds)
-    minimal_site.write_results(args.out, "activity", results, markdown(results))
+    write(args.out, "activity", results, markdown(results))
     return 0
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import load
+from bench import load, report
 
 ROOT = Path(__file__).resolve().parent.parent
 OUR_MIDDLEWARE = "django_prologue_sessions.middleware.SessionMiddleware"
@@ -277,74 +277,6 @@ def _server_version() -> str:
         return "uvicorn (not installed)"
 
 
-def ratios(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """How many times our set-up beats each other one, in req/s and CPU/request."""
-    runs = {run["setup"]: run for run in results["runs"] if "failed" not in run}
-    ours = runs.get("prologue")
-    if not ours:
-        return {}
-    return {
-        name: {
-            "requests_per_second": round(
-                ours["requests_per_second"] / run["requests_per_second"], 2
-            ),
-            "cpu_per_request": round(
-                run["cpu_us_per_request"] / ours["cpu_us_per_request"], 2
-            ),
-        }
-        for name, run in runs.items()
-        if name != "prologue"
-        and run["requests_per_second"]
-        and ours["cpu_us_per_request"]
-    }
-
-
-def markdown(results: dict[str, Any]) -> list[str]:
-    """The section of ``results.md`` (``bench/report.py``), as lines."""
-    params = results["params"]
-    lines = [
-        "## Async end to end, under ASGI",
-        "",
-        f"The same async view (it adds one to a counter in the session) under "
-        f"{results['server']} on loopback, one worker, {params['clients']} "
-        f"concurrent clients on keep-alive connections, at most "
-        f"{params['requests']} requests per set-up within {params['seconds']:g} "
-        "s, the set-ups taking turns. CPU is the server process's (user + "
-        "system) per request; hops are `sync_to_async` calls, threads the "
-        "threads it started (`bench/thread_hops.py`).",
-        "",
-        "| set-up | requests | errors | lost updates | req/s | p50 ms | p99 ms "
-        "| CPU µs/request | hops/request | threads/request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for run in results["runs"]:
-        if "failed" in run:
-            lines.append(f"| {run['setup']} | failed | | | | | | | | |")
-            continue
-        lines.append(
-            f"| {run['label']} | {run['requests']} | {run['errors']} "
-            f"| {run['lost_updates']} | {run['requests_per_second']:.0f} "
-            f"| {run['p50_ms']} | {run['p99_ms']} "
-            f"| {run['cpu_us_per_request']:.0f} | {run['hops_per_request']:g} "
-            f"| {run['threads_per_request']:g} |"
-        )
-    lines += ["", "Thread hops per request, by the function run in the thread:", ""]
-    for run in results["runs"]:
-        if "failed" not in run:
-            hops = ", ".join(
-                f"`{name}` {count:g}" for name, count in run["hops_by_function"].items()
-            )
-            lines.append(f"- {run['label']}: {hops or 'none'}")
-    for name, ratio in ratios(results).items():
-        lines += [
-            "",
-            f"Ours against {BY_NAME[name].label}: "
-            f"{ratio['requests_per_second']:g}x its requests per second; it "
-            f"spends {ratio['cpu_per_request']:g}x our CPU per request.",
-        ]
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.asgi", description=__doc__.split("\n\n")[0]
@@ -365,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
 
-    from bench.__main__ import start_redis
-
-    redis_url, server = start_redis(args.redis_url)
+    redis_url, server = load.start_redis(args.redis_url)
     try:
         results = run(
             redis_url, **params, log=lambda line: print(line, file=sys.stderr)
@@ -377,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             server.cleanup()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-    print("\n".join(markdown(results)))
+    print("\n".join(report.asgi_section(results)))
     return 0
 
 

@@ -40,12 +40,76 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import minimal_site
+from bench.small_runs import server_name, setup_django, write
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 24 * 3600
 OURS = "ours, PROLOGUE_SESSIONS_IDLE_TIMEOUT"
 PEER = "django-redis, SESSION_SAVE_EVERY_REQUEST"
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def configure(redis_url: str) -> None:
+    setup_django(
+        __name__,
+        SESSION_REDIS={"url": redis_url},
+        CACHES={
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url,
+            }
+        },
+        CSRF_USE_SESSIONS=True,
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+        ],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "django_prologue_sessions",
+        ],
+    )
+    # login() saves the user's last_login; this user lives in no database.
+    from django.contrib.auth import user_logged_in
+
+    user_logged_in.disconnect(dispatch_uid="update_last_login")
+
+
+def login_view(request: Any) -> Any:
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+    from django.http import HttpResponse
+
+    login(request, User(pk=1, username="ada"), backend=BACKEND)
+    return HttpResponse("ok")
+
+
+def read_view(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse(str(request.session.get("_auth_user_id")))
+
+
+def visit_view(request: Any) -> Any:
+    from django.http import HttpResponse
+    from django.middleware.csrf import get_token
+
+    return HttpResponse(get_token(request))
+
+
+def __getattr__(name: str) -> Any:
+    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
+    if name == "urlpatterns":
+        from django.urls import path
+
+        return [
+            path("login/", login_view),
+            path("read/", read_view),
+            path("visit/", visit_view),
+        ]
+    raise AttributeError(name)
 
 
 def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> Any:
@@ -68,7 +132,7 @@ def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> 
         for way, overrides in ways.items():
             with override_settings(**overrides):
                 client = Client()
-                client.get("/login/1/")
+                client.get("/login/")
                 before = written(server)
                 elapsed = 0.0
                 for _ in range(requests):
@@ -152,26 +216,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     server_process = RedisServer().start()
     try:
-        minimal_site.configure(
-            server_process.url,
-            [
-                "django.contrib.sessions.middleware.SessionMiddleware",
-                "django.middleware.csrf.CsrfViewMiddleware",
-            ],
-            CACHES={
-                "default": {
-                    "BACKEND": "django_redis.cache.RedisCache",
-                    "LOCATION": server_process.url,
-                }
-            },
-            CSRF_USE_SESSIONS=True,
-        )
+        configure(server_process.url)
         server = redis.Redis.from_url(server_process.url)
         server.config_set("appendonly", "yes")
         while server.info("persistence")["aof_rewrite_in_progress"]:
             time.sleep(0.05)
         return {
-            "server": minimal_site.server_name(server.info("server")),
+            "server": server_name(server.info("server")),
             "python": platform.python_version(),
             "requests": args.requests,
             "idle_timeout": args.idle_timeout,
@@ -240,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     results = measure(args)
-    minimal_site.write_results(args.out, "expiry", results, markdown(results))
+    write(args.out, "expiry", results, markdown(results))
     return 0
 
 

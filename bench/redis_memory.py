@@ -38,6 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.small_runs import setup_django, write
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ENGINES: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -128,9 +130,6 @@ def installed(engine: str) -> bool:
 
 
 def configure(engine: str, redis_url: str) -> None:
-    import django
-    from django.conf import settings
-
     _label, module, extra = ENGINES[engine]
     more: dict[str, Any] = {}
     if engine in CACHE_BACKENDS:
@@ -139,12 +138,8 @@ def configure(engine: str, redis_url: str) -> None:
         }
     else:
         more["SESSION_REDIS"] = {"url": redis_url, **extra}
-    settings.configure(
-        DEBUG=False,
-        DEBUG_PROPAGATE_EXCEPTIONS=True,
-        SECRET_KEY="bench-not-secret",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
+    setup_django(
+        __name__,
         SESSION_ENGINE=module,
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
@@ -159,11 +154,8 @@ def configure(engine: str, redis_url: str) -> None:
             "django.contrib.messages",
         ],
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        DATABASES={},
-        USE_TZ=True,
         **more,
     )
-    django.setup()
     # login() saves the user's last_login; these users live in no database.
     from django.contrib.auth import user_logged_in
 
@@ -478,11 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     results = run(args.sessions, args.requests, args.rounds, args.engines.split(","))
-    out = Path(args.out)
-    (out / "redis_memory.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (out / "redis_memory.md").write_text(table)
-    print(table)
+    write(Path(args.out), "redis_memory", results, markdown(results))
     return 0
 
 

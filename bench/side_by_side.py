@@ -11,7 +11,8 @@ cycle a server runs, without the socket. The engines of a pair take turns, a
 round of ``number`` requests each, the order flipping every round, so that the
 machine's drift hits both alike; the clock is this process's CPU time. Printed:
 the median µs per request of each engine and the median of the round-by-round
-ratios Django / ours (above 1: ours is faster), and the cookie each one sets.
+ratios Django / ours (above 1: ours is faster), the cookie each cookie engine
+sets, and the memory (tracemalloc) each in-process store holds per session.
 
 ``--callgrind`` counts instructions instead, which other processes on the
 machine do not change: each engine and scenario runs under
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import re
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
@@ -148,6 +151,25 @@ def cookie_sizes(family: str) -> dict[str, int]:
     return sizes
 
 
+def bytes_per_session(family: str, count: int = 10_000) -> dict[str, float]:
+    """Memory each in-process store holds per stored session (tracemalloc),
+    ``count`` sessions created through the request cycle."""
+    sizes = {}
+    for name in PAIRS[family]:
+        engine = Served(name)
+        engine.reset()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(count):
+            engine.send("create", None)
+        gc.collect()
+        sizes[name] = (tracemalloc.get_traced_memory()[0] - before) / count
+        tracemalloc.stop()
+        engine.reset()
+    return sizes
+
+
 def instructions(engine: str, scenario: str, requests: int) -> int:
     """Instructions callgrind counts for the whole process: set-up, warm-up and
     ``requests`` requests."""
@@ -201,6 +223,9 @@ def main() -> None:
     parser.add_argument("--scenario", choices=SCENARIOS, action="append")
     parser.add_argument("--number", type=int, default=200, help="requests a round")
     parser.add_argument("--repeat", type=int, default=41, help="rounds")
+    parser.add_argument(
+        "--sessions", type=int, default=10_000, help="stored to measure bytes each"
+    )
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--profile", nargs=2, metavar=("ENGINE", "SCENARIO"))
     # One engine's scenario, untimed: what --callgrind runs under valgrind.
@@ -243,6 +268,12 @@ def main() -> None:
             )
         if family == "cookie":
             print(f"  cookie bytes: {cookie_sizes(family)}")
+        else:
+            sizes = bytes_per_session(family, args.sessions)
+            print(
+                "  bytes per stored session: "
+                + ", ".join(f"{name} {size:.0f}" for name, size in sizes.items())
+            )
 
 
 if __name__ == "__main__":

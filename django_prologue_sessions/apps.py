@@ -15,6 +15,7 @@ class PrologueSessionsConfig(AppConfig):
         from django_prologue_sessions import checks as app_checks
 
         checks.register(app_checks.check_settings)
+        checks.register(app_checks.check_sessions_pages, checks.Tags.urls)
         user_logged_in.connect(
             activity.record_login, dispatch_uid="django_prologue_sessions.activity"
         )

@@ -6,12 +6,14 @@ tests assert, so that users can silence one with ``SILENCED_SYSTEM_CHECKS``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info
+from django.core.checks import CheckMessage, Error, Info, Warning
+from django.core.exceptions import ImproperlyConfigured
 
 from django_prologue_sessions.conf import app_settings, is_positive_int
 
@@ -26,17 +28,103 @@ def check_settings(
     errors.extend(_check_memory_settings())
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
+    errors.extend(_check_migrate_from())
     errors.extend(_check_expiry_settings())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
-# E040-E049 flash messages, E050-E059 session activity, E060-E069 expiry.
+# E040-E049 flash messages, E050-E059 session activity and the sessions pages,
+# E060-E069 moving sessions in from the previous engine, E070-E079 expiry. A
+# warning or info takes the next number of its range, as an error does.
+
+
+# The engines a site is likeliest to move from, for typo suggestions.
+KNOWN_SOURCES = [
+    *(
+        f"django.contrib.sessions.backends.{name}"
+        for name in ("db", "cache", "cached_db", "file", "signed_cookies")
+    ),
+    "redis_sessions.session",
+    *(OUR_ENGINES + name for name in ("signed_cookies", "memory", "redis")),
+]
+
+
+def _check_migrate_from() -> list[CheckMessage]:
+    import difflib
+    from importlib import import_module
+
+    value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM must name the previous session "
+                "engine by its SESSION_ENGINE path.",
+                hint=f"It is {value!r}; meanwhile no session is moved in.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if value == settings.SESSION_ENGINE:
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM names the current SESSION_ENGINE.",
+                hint="Set it to the engine the site used before the switch, "
+                "or remove it.",
+                id="django_prologue_sessions.E061",
+            )
+        ]
+    try:
+        engine = import_module(value)
+    except Exception as exc:
+        engine, problem = None, f"it cannot be imported ({exc!r})"
+    else:
+        problem = "it has no SessionStore"
+    if engine is None or not isinstance(getattr(engine, "SessionStore", None), type):
+        close = difflib.get_close_matches(value, KNOWN_SOURCES, n=1)
+        return [
+            Error(
+                f"PROLOGUE_SESSIONS_MIGRATE_FROM {value!r} is not a session "
+                f"engine: {problem}.",
+                hint=f"Did you mean {close[0]!r}?"
+                if close
+                else "Give the SESSION_ENGINE path of the previous engine, such "
+                "as 'django.contrib.sessions.backends.db'.",
+                id="django_prologue_sessions.E060",
+            )
+        ]
+    if not _moves_sessions_in(settings.SESSION_ENGINE):
+        return [
+            Error(
+                "PROLOGUE_SESSIONS_MIGRATE_FROM is set, but SESSION_ENGINE is "
+                "not an engine of this package: no session is moved in.",
+                hint="Sessions move into the Redis, memory and signed-cookie "
+                f"engines ({OUR_ENGINES}redis, memory, signed_cookies) and "
+                "engines derived from them.",
+                id="django_prologue_sessions.E062",
+            )
+        ]
+    return []
+
+
+def _moves_sessions_in(path: str) -> bool:
+    """Whether the engine at ``path`` is one of ours (or derived from one)."""
+    from importlib import import_module
+
+    from django_prologue_sessions.backends.base import SessionStoreBase
+
+    try:
+        store = import_module(path).SessionStore
+    except Exception:
+        return False  # Django's own checks and first request say why
+    return isinstance(store, type) and issubclass(store, SessionStoreBase)
+
 
 EXPIRY_SETTINGS = (
-    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "E060"),
-    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "E061"),
-    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "E062"),
+    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "django_prologue_sessions.E070"),
+    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "django_prologue_sessions.E071"),
+    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "django_prologue_sessions.E072"),
 )
 
 
@@ -49,7 +137,7 @@ def _check_expiry_settings() -> list[CheckMessage]:
                 Error(
                     f"{name} must be a positive integer (seconds), or None.",
                     hint=f"It is {value!r}; meanwhile it counts as None (off).",
-                    id=f"django_prologue_sessions.{id_}",
+                    id=id_,
                 )
             )
     return errors
@@ -236,6 +324,7 @@ def _check_cookie_settings() -> list[CheckMessage]:
                 id="django_prologue_sessions.E003",
             )
         )
+    errors.extend(_check_cookie_secret_key())
     if settings.SESSION_ENGINE == OUR_ENGINES + "signed_cookies":
         # The client holds the session: a serializer that is not JSON (pickle)
         # turns a leaked SECRET_KEY into code execution on the server.
@@ -256,3 +345,122 @@ def _check_cookie_settings() -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+def _check_cookie_secret_key() -> list[CheckMessage]:
+    """A signed-cookie session is as safe as SECRET_KEY: whoever has the key
+    writes any session, logged in as anyone. Django warns of a weak key under
+    ``check --deploy`` only; with this engine, warn in every check run."""
+    from django.core.checks.security import base as security
+
+    from django_prologue_sessions.user_sessions import SIGNED_COOKIE_ENGINES
+
+    if settings.SESSION_ENGINE not in SIGNED_COOKIE_ENGINES or settings.DEBUG:
+        return []
+    min_length = getattr(security, "SECRET_KEY_MIN_LENGTH", 50)
+    min_unique = getattr(security, "SECRET_KEY_MIN_UNIQUE_CHARACTERS", 5)
+    prefix = getattr(security, "SECRET_KEY_INSECURE_PREFIX", "django-insecure-")
+
+    def weak(key: object) -> bool:
+        return isinstance(key, str) and (
+            len(key) < min_length
+            or len(set(key)) < min_unique
+            or key.startswith(prefix)
+        )
+
+    try:
+        keys = [("SECRET_KEY", settings.SECRET_KEY)]
+    except ImproperlyConfigured:  # empty: Django refuses to start anyway
+        return []
+    fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", [])
+    if isinstance(fallbacks, list | tuple):
+        keys += [(f"SECRET_KEY_FALLBACKS[{i}]", key) for i, key in enumerate(fallbacks)]
+    weak_names = [name for name, key in keys if weak(key)]
+    if not weak_names:
+        return []
+    return [
+        Warning(
+            f"{' and '.join(weak_names)} {'is' if len(weak_names) == 1 else 'are'} "
+            f"weak (shorter than {min_length} "
+            f"characters, fewer than {min_unique} distinct ones, or starting "
+            f"with {prefix!r}), and DEBUG is off: with the signed-cookie "
+            "session engine, whoever guesses it can forge any session, logged "
+            "in as any user.",
+            hint="Generate a long random key "
+            "(django.core.management.utils.get_random_secret_key()), read it "
+            "from the environment, and keep no weak key in SECRET_KEY_FALLBACKS "
+            "(every current session then ends).",
+            id="django_prologue_sessions.W005",
+        )
+    ]
+
+
+def check_sessions_pages(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """The sessions pages (``django_prologue_sessions.urls``, or their views
+    routed directly) with an engine that cannot list a user's sessions: the
+    pages can only say so."""
+    routed = _routed_sessions_pages()
+    if not routed or _engine_lists_user_sessions():
+        return []
+    return [
+        Warning(
+            f"The sessions pages are routed ({', '.join(routed)}), but the "
+            f"session engine {settings.SESSION_ENGINE!r} cannot list a user's "
+            "sessions: the pages only say that they cannot show any.",
+            hint="Use the memory or Redis engine (with its user index), or "
+            "remove the pages from your URLconf.",
+            id="django_prologue_sessions.W056",
+        )
+    ]
+
+
+def _routed_sessions_pages() -> list[str]:
+    """The routes of this app's views (subclasses too) in ROOT_URLCONF."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    try:
+        patterns = list(get_resolver().url_patterns)
+    except Exception:  # a broken URLconf is Django's own check to report
+        return []
+    # Routed, the views' module is imported: no need to import it here.
+    views = sys.modules.get("django_prologue_sessions.views")
+    if views is None:
+        return []
+    pages = (
+        views.SessionListView,
+        views.SessionRevokeView,
+        views.SessionRevokeOthersView,
+    )
+    found: list[str] = []
+
+    def walk(patterns: Sequence[URLPattern | URLResolver], prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+                continue
+            view = getattr(pattern.callback, "view_class", None)
+            if isinstance(view, type) and issubclass(view, pages):
+                found.append("/" + route)
+
+    walk(patterns, "")
+    return found
+
+
+def _engine_lists_user_sessions() -> bool:
+    from importlib import import_module
+
+    from django_prologue_sessions.user_sessions import implements_user_sessions
+
+    engine = settings.SESSION_ENGINE
+    try:
+        store = import_module(engine).SessionStore
+    except Exception:  # reported when a session is used, or by E030
+        return True
+    if engine == OUR_ENGINES + "redis":
+        options = getattr(settings, "SESSION_REDIS", None)
+        if isinstance(options, dict) and options.get("user_index") is False:
+            return False
+    return implements_user_sessions(store)

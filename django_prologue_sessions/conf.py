@@ -40,20 +40,20 @@ class Settings:
         """Seconds without a request after which a session ends; None: never.
 
         A value that is not a positive integer counts as None; system check
-        E060 reports it.
+        E070 reports it.
         """
         return _optional_seconds("PROLOGUE_SESSIONS_IDLE_TIMEOUT")
 
     @property
     def PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT(self) -> int | None:
         """Seconds after the sign-in that began it at which a session ends,
-        however active; None: never. Check E061 reports a bad value."""
+        however active; None: never. Check E071 reports a bad value."""
         return _optional_seconds("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT")
 
     @property
     def PROLOGUE_SESSIONS_ANONYMOUS_AGE(self) -> int | None:
         """The lifetime of a session without a user, in place of
-        ``SESSION_COOKIE_AGE``; None: the same. Check E062 reports a bad value."""
+        ``SESSION_COOKIE_AGE``; None: the same. Check E072 reports a bad value."""
         return _optional_seconds("PROLOGUE_SESSIONS_ANONYMOUS_AGE")
 
     @property
@@ -95,6 +95,17 @@ class Settings:
         if isinstance(value, str) and value.startswith("HTTP_"):
             return value
         return DEFAULT_PROXY_HEADER  # check E054 reports any other value
+
+    @property
+    def PROLOGUE_SESSIONS_MIGRATE_FROM(self) -> str | None:
+        """The ``SESSION_ENGINE`` path of the engine that sessions move in
+        from (``django_prologue_sessions.migrate``); None for none.
+
+        A value that is not a non-empty string counts as None; system check
+        E060 reports it.
+        """
+        value = getattr(settings, "PROLOGUE_SESSIONS_MIGRATE_FROM", None)
+        return value if isinstance(value, str) and value else None
 
     @property
     def SESSION_REDIS(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ written against Django's engines keeps working.
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class SessionCookieTooLarge(ValueError):
     """A signed-cookie session would not fit in one browser cookie.
@@ -42,4 +44,13 @@ class SessionWriteOutcomeUnknown(SessionStoreUnavailable):
     connection was free), this one may have been applied, or may still be
     when a paused or overloaded Redis resumes: the session may hold what the
     request wrote, or what it held before.
+    """
+
+
+class UserSessionsUnsupported(ImproperlyConfigured):
+    """The session engine cannot list or revoke a user's sessions.
+
+    It keeps no index of sessions by user: the signed-cookie engine (the
+    browser alone holds the session), Django's engines, or the Redis engine
+    with its index turned off. The ready-made pages show a page that says so.
     """

@@ -23,10 +23,10 @@ from typing import Protocol, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 
 from django_prologue_sessions.activity import SessionActivity
+from django_prologue_sessions.exceptions import UserSessionsUnsupported
 
 __all__ = [
     "SupportsUserSessions",
@@ -147,12 +147,17 @@ def revoke_all(user_or_id: Model | str | int | UUID, *, keep: str | None = None)
     return _engine().revoke_user_sessions(user_id_of(user_or_id), None, keep)
 
 
+def implements_user_sessions(store: object) -> bool:
+    """Whether an engine's ``SessionStore`` class meets ``SupportsUserSessions``."""
+    return callable(getattr(store, "list_user_sessions", None)) and callable(
+        getattr(store, "revoke_user_sessions", None)
+    )
+
+
 def _engine() -> SupportsUserSessions:
     engine = settings.SESSION_ENGINE
     store = import_module(engine).SessionStore
-    if callable(getattr(store, "list_user_sessions", None)) and callable(
-        getattr(store, "revoke_user_sessions", None)
-    ):
+    if implements_user_sessions(store):
         return cast(SupportsUserSessions, store)
     message = (
         f"The session engine {engine!r} cannot list or revoke a user's "
@@ -169,4 +174,4 @@ def _engine() -> SupportsUserSessions:
             "(django.contrib.auth does so with the password: changing it ends "
             "the user's other sessions)."
         )
-    raise ImproperlyConfigured(message)
+    raise UserSessionsUnsupported(message)

@@ -11,6 +11,12 @@ theirs ends nothing and gets the same answer as a session that has already
 ended. Ending this very session is a logout. CSRF protection is Django's
 ``CsrfViewMiddleware``'s.
 
+After ending sessions the views redirect to the list, which shows what was
+done once (a message of ``django.contrib.messages`` that the list takes,
+whatever the template, so it never turns up later on another page). With an
+engine that cannot list sessions (the signed-cookie engine), the list
+explains so and the end views only redirect to it: never a 500.
+
 A session key is a credential: the pages never show one. Each session is
 named by ``session_id()``, an HMAC of its key under ``SECRET_KEY``, and the
 end view finds the user's session of that id.
@@ -21,10 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.messages.storage.base import Message
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -32,6 +41,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.generic import TemplateView, View
 
+from django_prologue_sessions.exceptions import UserSessionsUnsupported
+from django_prologue_sessions.flash import _storage, _take
 from django_prologue_sessions.user_agents import describe
 from django_prologue_sessions.user_sessions import (
     UserSession,
@@ -49,6 +60,8 @@ __all__ = [
 
 _ID_SALT = "django_prologue_sessions.views.session_id"
 ID_LENGTH = 32
+#: The ``extra_tags`` of the messages the end views add for the list.
+MESSAGE_TAG = "prologue-sessions"
 
 
 def session_id(session_key: str) -> str:
@@ -70,12 +83,32 @@ class SessionRow:
 
 
 class SessionListView(LoginRequiredMixin, TemplateView):
-    """The user's live sessions, this one first, then most recently seen."""
+    """The user's live sessions, this one first, then most recently seen.
+
+    With an engine that cannot list them, ``unsupported_template_name``
+    says why instead.
+    """
 
     template_name = "django_prologue_sessions/session_list.html"
+    unsupported_template_name = "django_prologue_sessions/unsupported.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().get(request, *args, **kwargs)
+        except UserSessionsUnsupported as exc:
+            context = super().get_context_data(**kwargs)
+            # What to change is for the developer's eyes only.
+            context["reason"] = str(exc) if settings.DEBUG else ""
+            return self.response_class(
+                request=request,
+                template=[self.unsupported_template_name],
+                context=context,
+                using=self.template_engine,
+            )
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
+        context["confirmations"] = take_confirmations(self.request)
         current = self.request.session.session_key
         rows = [
             SessionRow(
@@ -94,12 +127,32 @@ class SessionListView(LoginRequiredMixin, TemplateView):
         return context
 
 
+def take_confirmations(request: HttpRequest) -> list[Message]:
+    """The messages the end views left for the list, taken (consumed): no
+    other message is touched."""
+    if getattr(request, "_messages", None) is None:  # no MessageMiddleware
+        return []
+    return _take(
+        _storage(request),
+        lambda message: MESSAGE_TAG in message.extra_tags.split(),
+    )
+
+
 class _RevokeView(LoginRequiredMixin, View):
     """A POST that ends sessions, then back to the list (Post/Redirect/Get)."""
 
     http_method_names = ["post"]
     #: Where to go afterwards; the list page by default.
     success_url: str | None = None
+
+    def dispatch(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except UserSessionsUnsupported:
+            # Nothing can be ended: the list says why.
+            return HttpResponseRedirect(self.get_success_url())
 
     def get_success_url(self) -> str:
         if self.success_url is not None:
@@ -110,7 +163,7 @@ class _RevokeView(LoginRequiredMixin, View):
         )
 
     def done(self, message: str) -> HttpResponse:
-        messages.info(self.request, message, fail_silently=True)
+        messages.info(self.request, message, MESSAGE_TAG, fail_silently=True)
         return HttpResponseRedirect(self.get_success_url())
 
 

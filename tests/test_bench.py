@@ -8,6 +8,7 @@ number), and that the load test lost nothing.
 
 from __future__ import annotations
 
+import ast
 import json
 import statistics
 import subprocess
@@ -349,3 +350,30 @@ def test_the_committed_report_is_the_one_its_results_make(tmp_path: Path) -> Non
     for target in report.targets(json.loads((tmp_path / "results.json").read_text())):
         if target.kind in ("speed", "floor"):
             assert "µs" not in target.measured  # only the statistic judged
+
+
+def test_bench_modules_import_no_cycle() -> None:
+    """Each bench module imports others only downwards: no import cycle."""
+    bench_dir = Path(__file__).resolve().parent.parent / "bench"
+    graph: dict[str, set[str]] = {}
+    for path in bench_dir.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "bench":
+                    imported |= {alias.name for alias in node.names}
+                elif node.module.startswith("bench."):
+                    imported.add(node.module.split(".")[1])
+        graph[path.stem] = imported & {p.stem for p in bench_dir.glob("*.py")}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for other in graph[name]:
+            visit(other, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())

@@ -2,7 +2,7 @@
 
 No timing is asserted (the machine is shared): that every pair runs every
 scenario through the real request cycle, and that our signed cookie is the
-size of Django's.
+size of Django's, and that each in-process store is measured holding sessions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_pair_runs_every_scenario() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.side_by_side", "--number", "3", "--repeat", "2"],
+        [
+            *(sys.executable, "-m", "bench.side_by_side"),
+            *("--number", "3", "--repeat", "2", "--sessions", "50"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -38,3 +41,11 @@ def test_every_pair_runs_every_scenario() -> None:
     )
     assert sizes is not None, done.stdout
     assert sizes.group(1) == sizes.group(2)
+    held = re.search(
+        r"bytes per stored session: prologue-memory (\d+), django-cache-locmem (\d+)",
+        done.stdout,
+    )
+    assert held is not None, done.stdout
+    # A stored session holds at least its serialized data (over 300 bytes).
+    assert int(held.group(1)) > 300
+    assert int(held.group(2)) > 300

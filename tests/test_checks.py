@@ -10,6 +10,7 @@ from django.test import SimpleTestCase, override_settings
 from django_prologue_sessions.conf import app_settings
 
 COOKIE_ENGINE = "django_prologue_sessions.backends.signed_cookies"
+DJANGO_COOKIE_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
 
 class ReprSerializer:
@@ -90,3 +91,65 @@ class CookieCheckTests(SimpleTestCase):
             self.assertEqual(self.cookie_check_ids(), ["django_prologue_sessions.E004"])
         with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache"):
             self.assertEqual(self.cookie_check_ids(), [])
+
+
+STRONG_KEY = "k7#Qp2!vX9@mL4$zR8^tW1&yB6*nH3(cJ5)dF0-gS" + "a1b2c3d4e5"
+WEAK_KEYS = [
+    "short-but-varied-key",  # under 50 characters
+    "a" * 60,  # too few distinct characters
+    "django-insecure-" + STRONG_KEY,  # startproject's
+]
+
+
+class SecretKeyCheckTests(SimpleTestCase):
+    def w005(self) -> list[Any]:
+        return [
+            message
+            for message in run_checks()
+            if message.id == "django_prologue_sessions.W005"
+        ]
+
+    @override_settings(SECRET_KEY=STRONG_KEY, DEBUG=False)
+    def test_w005_a_strong_key_passes(self) -> None:
+        self.assertEqual(self.w005(), [])
+
+    def test_w005_a_weak_key_with_the_cookie_engine_and_debug_off(self) -> None:
+        for engine in (
+            COOKIE_ENGINE,
+            "django.contrib.sessions.backends.signed_cookies",
+        ):
+            for key in WEAK_KEYS:
+                with (
+                    self.subTest(engine=engine, key=key),
+                    override_settings(
+                        SESSION_ENGINE=engine, SECRET_KEY=key, DEBUG=False
+                    ),
+                ):
+                    (warning,) = self.w005()
+                    self.assertIn("SECRET_KEY is weak", warning.msg)
+                    self.assertIn("forge any session", warning.msg)
+                    # The key itself is never repeated in the output.
+                    self.assertNotIn(key, warning.msg + warning.hint)
+
+    @override_settings(
+        SECRET_KEY=STRONG_KEY, SECRET_KEY_FALLBACKS=[STRONG_KEY[::-1], "old"]
+    )
+    def test_w005_a_weak_fallback_signs_sessions_too(self) -> None:
+        (warning,) = self.w005()
+        self.assertIn("SECRET_KEY_FALLBACKS[1] is weak", warning.msg)
+
+    @override_settings(SECRET_KEY="short", SECRET_KEY_FALLBACKS=["old"])
+    def test_w005_names_every_weak_key_once(self) -> None:
+        (warning,) = self.w005()
+        self.assertIn("SECRET_KEY and SECRET_KEY_FALLBACKS[0] are weak", warning.msg)
+
+    @override_settings(SECRET_KEY="short")
+    def test_w005_not_with_debug_on_nor_another_engine(self) -> None:
+        with override_settings(DEBUG=True):
+            self.assertEqual(self.w005(), [])
+        for engine in (
+            "django_prologue_sessions.backends.memory",
+            "django.contrib.sessions.backends.db",
+        ):
+            with self.subTest(engine=engine), override_settings(SESSION_ENGINE=engine):
+                self.assertEqual(self.w005(), [])

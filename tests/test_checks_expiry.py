@@ -1,4 +1,4 @@
-"""System checks of the expiry settings (ids E060-E069)."""
+"""System checks of the expiry settings (ids E070-E079)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from django_prologue_sessions.checks import _check_expiry_settings
 from django_prologue_sessions.conf import app_settings
 
 SETTINGS = [
-    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "django_prologue_sessions.E060"),
-    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "django_prologue_sessions.E061"),
-    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "django_prologue_sessions.E062"),
+    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "django_prologue_sessions.E070"),
+    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "django_prologue_sessions.E071"),
+    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "django_prologue_sessions.E072"),
 ]
 
 

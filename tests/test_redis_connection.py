@@ -203,11 +203,25 @@ async def async_load(session_key: str | None) -> dict[str, Any]:
 
 
 def keepalive_timer_on(local_port: int) -> bool:
-    """Whether the kernel runs a keepalive timer for the socket (Linux)."""
+    """Whether the kernel runs a keepalive timer for the socket (Linux).
+
+    While a segment waits for its ACK (a busy machine) the socket shows the
+    retransmit timer instead, whatever its keepalive: read again until the
+    socket is idle.
+    """
+    deadline = time.monotonic() + 5
+    while True:
+        timer = _socket_timer(local_port)
+        if timer not in ("01", "04") or time.monotonic() > deadline:
+            return timer == "02"  # "tr" 2: keepalive timer
+        time.sleep(0.05)
+
+
+def _socket_timer(local_port: int) -> str:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         if int(fields[1].split(":")[1], 16) == local_port:
-            return fields[5].split(":")[0] == "02"  # "tr" 2: keepalive timer
+            return fields[5].split(":")[0]
     raise AssertionError(f"no socket on local port {local_port}")
 
 

@@ -255,8 +255,8 @@ def test_each_script_reads_its_head_in_the_order_python_sends_it(name: str) -> N
 def test_argv_takes_exactly_the_named_head() -> None:
     assert scripts.DELETE.argv(member="k") == ["k"]
     assert scripts.CREATE.argv(
-        [b"x"], member="", ttl=5, value=b"1j{}", index_ttl=10
-    ) == [5, "", b"1j{}", 10, b"x"]
+        [b"x"], member="", ttl=5, value=b"1j{}", index_ttl=10, not_after=0
+    ) == [5, "", b"1j{}", 10, 0, b"x"]
     with pytest.raises(TypeError):
         scripts.CREATE.argv(ttl=5)
     with pytest.raises(TypeError):

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
@@ -19,11 +20,16 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
 from django_prologue_sessions.backends.redis import SessionStore
-from django_prologue_sessions.exceptions import SessionStoreUnavailable
+from django_prologue_sessions.backends.redis.connection import sync_redis
+from django_prologue_sessions.exceptions import (
+    SessionStoreUnavailable,
+    SessionWriteOutcomeUnknown,
+)
+from django_prologue_sessions.user_sessions import list_sessions
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -53,7 +59,56 @@ def stop_redis_then_write(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+# The timers that resume a server paused inside a request.
+RESUMES: list[threading.Timer] = []
+
+
+def pause_for_a_while() -> None:
+    """Pause the server now, and resume it 1.5 s later."""
+    assert current_server is not None
+    assert current_server.process is not None
+    pid = current_server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(1.5, os.kill, (pid, signal.SIGCONT))
+    RESUMES.append(resume)
+    resume.start()
+
+
+def rekey_while_paused(request: HttpRequest) -> HttpResponse:
+    """Load a logged-in session, pause Redis for 1.5 s, then re-key the
+    session as update_session_auth_hash() does (login() of a user already
+    logged in, or Django's re-keying after a SECRET_KEY rotation, likewise)."""
+    assert request.session.get("_auth_user_id") is not None
+    pause_for_a_while()
+    request.session.cycle_key()
+    request.session["_auth_user_hash"] = "after a password change"
+    return HttpResponse("re-keyed")
+
+
+def log_in_then_pause(request: HttpRequest) -> HttpResponse:
+    """What login() does to an anonymous session (re-key, then name the
+    user), then Redis pauses before the middleware saves."""
+    assert request.session.get("cart") == "book"
+    request.session.cycle_key()
+    request.session["_auth_user_id"] = "7"
+    pause_for_a_while()
+    return HttpResponse("signed in?")
+
+
+def pause_then_log_in(request: HttpRequest) -> HttpResponse:
+    """Load an anonymous session, pause Redis, then log in (re-key, then
+    name the user, as login() does)."""
+    assert request.session.get("cart") == "book"
+    pause_for_a_while()
+    request.session.cycle_key()
+    request.session["_auth_user_id"] = "7"
+    return HttpResponse("signed in?")
+
+
 urlpatterns = [
+    path("outage/pause-then-log-in/", pause_then_log_in),
+    path("outage/log-in-then-pause/", log_in_then_pause),
+    path("outage/rekey-while-paused/", rekey_while_paused),
     path("outage/start-then-write/", start_redis_then_write),
     path("outage/stop-then-write/", stop_redis_then_write),
     path("", include("tests.urls")),
@@ -260,3 +315,250 @@ def test_async_methods_during_an_outage(
 
     with engine(server, on_unavailable=on_unavailable):
         asyncio.run(scenario())
+
+
+# One timeout per request ------------------------------------------------------
+
+ACTIVITY_MIDDLEWARE = [
+    "django_prologue_sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_prologue_sessions.activity.ActivityMiddleware",
+]
+
+
+def attempts(server: RedisServer) -> tuple[int, int]:
+    """The GETs the server has run, and the connections it has received.
+
+    A command that timed out is run when Redis resumes, and its connection
+    is dropped: a later command opens another, whose handshake times out
+    before the command is sent. So each try after the first is a connection.
+    """
+    client = server.client()
+    try:
+        info = client.execute_command("INFO", "stats", "commandstats")
+    finally:
+        client.close()
+    gets = int(info.get("cmdstat_get", {"calls": 0})["calls"])
+    return gets, int(info["total_connections_received"]) - 1  # less ours
+
+
+def tried_since(before: tuple[int, int], server: RedisServer) -> tuple[int, int]:
+    """The GETs run and connections received since ``before``."""
+    after = attempts(server)
+    return after[0] - before[0], after[1] - before[1] - 1  # less the probe's
+
+
+@contextmanager
+def paused(server: RedisServer) -> Iterator[None]:
+    """Redis frozen (SIGSTOP) in the block: what was sent meanwhile waits."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("on_unavailable", ["raise", "empty"])
+def test_a_failed_load_is_not_retried_by_later_middleware(
+    server: RedisServer, on_unavailable: str
+) -> None:
+    """The view's load times out; ActivityMiddleware, after the view, reads
+    the session again: that read fails at once, with no second GET."""
+    with (
+        engine(server, on_unavailable=on_unavailable, socket_timeout=0.3),
+        override_settings(
+            MIDDLEWARE=ACTIVITY_MIDDLEWARE, PROLOGUE_SESSIONS_ACTIVITY=True
+        ),
+    ):
+        client, cookie = client_with_session(_auth_user_id="1", key="value")
+        client.get("/session/get/")  # the connection is open: the GET is sent
+        before = attempts(server)
+        with paused(server):
+            response = client_with_cookie(cookie).get("/session/get/")
+        assert response.status_code == (500 if on_unavailable == "raise" else 200)
+        assert COOKIE not in response.cookies
+        assert tried_since(before, server) == (1, 0)
+        assert client.get("/session/get/").json()["key"] == "value"
+
+
+def test_an_async_view_fails_after_one_timeout(server: RedisServer) -> None:
+    """Through Django's ASGI handler: the view's aget() times out, then its
+    aset() and ActivityMiddleware's aget() fail at once."""
+
+    async def scenario() -> int:
+        client = AsyncClient(raise_request_exception=False)
+        assert (await client.get("/count/")).content == b"1"  # connected
+        before = attempts(server)
+        with paused(server):
+            response = await client.get("/count/")
+        assert tried_since(before, server) == (1, 0)
+        return response.status_code
+
+    with (
+        engine(server, socket_timeout=0.3),
+        override_settings(
+            MIDDLEWARE=ACTIVITY_MIDDLEWARE,
+            PROLOGUE_SESSIONS_ACTIVITY=True,
+            ROOT_URLCONF="tests.asgi_urls",
+        ),
+    ):
+        assert asyncio.run(scenario()) == 500
+
+
+def test_after_a_failed_load_every_operation_fails_at_once(server: RedisServer) -> None:
+    with engine(server, socket_timeout=0.3):
+        _, cookie = client_with_session(key="value")
+        SessionStore(cookie).load()  # the connection is open: the GET is sent
+        before = attempts(server)
+        session = SessionStore(cookie)
+        with paused(server):
+            for attempt in (
+                lambda: session.get("key"),
+                lambda: session.__setitem__("key", "changed"),
+                session.save,
+                session.cycle_key,
+                session.delete,
+                lambda: session.exists(cookie),
+            ):
+                with pytest.raises(SessionStoreUnavailable, match="Nothing was"):
+                    attempt()
+        assert tried_since(before, server) == (1, 0)
+        assert SessionStore(cookie).load() == {"key": "value"}
+
+
+# Re-keying while Redis stalls --------------------------------------------------
+
+
+def scripts_loaded() -> None:
+    """Re-key a session of another user: Redis then knows the RENAME script,
+    and runs it from its socket on resuming (an unknown one it refuses)."""
+    client, _ = client_with_session(_auth_user_id="8")
+    assert client.get("/session/cycle/").status_code == 200
+    client.get("/session/flush/")
+
+
+def stored_sessions(server: RedisServer) -> list[str]:
+    """The Redis keys of the sessions Redis holds (user indexes left out)."""
+    client = server.client()
+    try:
+        keys = client.keys("*")
+    finally:
+        client.close()
+    return sorted(key.decode() for key in keys if b":user:" not in key)
+
+
+def test_a_rekey_while_redis_stalls_keeps_the_user_signed_in(
+    server: RedisServer,
+) -> None:
+    """cycle_key() inside a request, Redis paused past socket_timeout and
+    resumed 1.5 s later: the request fails, having re-keyed nothing. Redis,
+    on resuming, refuses the re-key it finds in its socket: the user is
+    still signed in under the cookie they hold, and no session is left under
+    a key nobody holds. Once Redis answers, re-keying works, and the old key
+    is dead as soon as the new one is reported."""
+    with engine(server, socket_timeout=1):
+        scripts_loaded()
+        client, cookie = client_with_session(_auth_user_id="7", key="value")
+        response = client_with_cookie(cookie).get("/outage/rekey-while-paused/")
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies
+        RESUMES.pop().join()  # Redis has resumed
+        assert client.get("/session/get/").json() == {
+            "_auth_user_id": "7",
+            "key": "value",
+        }
+        assert [s.session_key for s in list_sessions("7")] == [cookie]
+        assert stored_sessions(server) == [SessionStore.redis_key(cookie)]
+
+        assert client.get("/session/cycle/").status_code == 200
+        new = client.cookies[COOKIE].value
+        assert new != cookie
+        assert client_with_cookie(cookie).get("/session/get/").json() == {}
+        assert client.get("/session/get/").json()["_auth_user_id"] == "7"
+        assert [s.session_key for s in list_sessions("7")] == [new]
+        assert stored_sessions(server) == [SessionStore.redis_key(new)]
+
+
+def test_the_request_says_nothing_was_rekeyed(server: RedisServer) -> None:
+    with engine(server, socket_timeout=1):
+        _, cookie = client_with_session(_auth_user_id="7", key="value")
+        with pytest.raises(SessionStoreUnavailable) as raised:
+            Client().get(
+                "/outage/rekey-while-paused/", HTTP_COOKIE=f"{COOKIE}={cookie}"
+            )
+        RESUMES.pop().join()
+    assert not isinstance(raised.value, SessionWriteOutcomeUnknown)
+    assert "Nothing was written" in str(raised.value)
+
+
+def test_acycle_key_while_redis_stalls(server: RedisServer) -> None:
+    async def scenario() -> str:
+        session = SessionStore()
+        await session.aset("_auth_user_id", "7")
+        await session.asave()
+        key = session.session_key
+        assert key is not None
+        request = SessionStore(key)
+        assert await request.aget("_auth_user_id") == "7"
+        assert server.process is not None
+        with paused(server):
+            with pytest.raises(SessionStoreUnavailable, match="Nothing was"):
+                await request.acycle_key()
+            await asyncio.sleep(0.5)  # Redis stays paused past the timeout
+        assert await SessionStore(key).aload() == {"_auth_user_id": "7"}
+        return key
+
+    with engine(server, socket_timeout=0.5):
+        scripts_loaded()
+        key = asyncio.run(scenario())
+        assert [s.session_key for s in list_sessions("7")] == [key]
+        assert stored_sessions(server) == [SessionStore.redis_key(key)]
+
+
+def test_a_redis_clock_ahead_is_learnt_not_a_refused_login(
+    server: RedisServer,
+) -> None:
+    """Redis refuses a re-key that comes past its deadline, in Redis's
+    clock. Where that clock runs ahead of the app server's, a refusal comes
+    back in time: the engine learns by how much and re-keys."""
+    with engine(server, socket_timeout=1):
+        client, cookie = client_with_session(_auth_user_id="7", key="value")
+        call = sync_redis().call
+        # The engine's idea of Redis's clock a minute behind it: its first
+        # deadline has passed when Redis runs the re-key.
+        call.clock_ahead_ms = -60_000
+        assert client.get("/session/cycle/").status_code == 200
+        assert -60_000 < call.clock_ahead_ms <= 1000
+        new = client.cookies[COOKIE].value
+        assert new != cookie
+        assert [s.session_key for s in list_sessions("7")] == [new]
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        # Redis stalls as login() re-keys: it refuses the late delete, so
+        # the visitor keeps what the anonymous session held.
+        ("/outage/pause-then-log-in/", {"cart": "book"}),
+        # Redis stalls before the save creates the logged-in session: it
+        # refuses the late create, so no session nobody holds is left
+        # listed. (The re-key deleted the anonymous one: docs/redis.md.)
+        ("/outage/log-in-then-pause/", {}),
+    ],
+)
+def test_a_login_while_redis_stalls_leaves_no_session_behind(
+    server: RedisServer, url: str, kept: dict[str, str]
+) -> None:
+    with engine(server, socket_timeout=1):
+        scripts_loaded()
+        client, cookie = client_with_session(cart="book")
+        response = client_with_cookie(cookie).get(url)
+        assert response.status_code == 500
+        assert COOKIE not in response.cookies
+        RESUMES.pop().join()
+        assert client.get("/session/get/").json() == kept
+        assert list_sessions("7") == []
+        left = [SessionStore.redis_key(cookie)] if kept else []
+        assert stored_sessions(server) == left

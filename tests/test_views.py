@@ -88,7 +88,7 @@ def test_the_page_shows_device_address_and_marks_this_session(
     laptop = log_in("ada")
     log_in("ada", "198.51.100.7", SAFARI_IPHONE)
     page = laptop.get(LIST).content.decode()
-    assert page.count("(this session)") == 1
+    assert page.count('<span class="this-device">This device</span>') == 1
     assert "Firefox on Linux" in page
     assert "Safari on iPhone" in page  # ua-parser is in the test extra
     assert "198.51.100.7" in page
@@ -203,4 +203,170 @@ def test_sites_override_the_templates(
         page = laptop.get(LIST).content.decode()
     assert page.startswith("<site>")
     assert page.rstrip().endswith("</site>")
+    assert sid(laptop) in page
+
+
+CONFIRMATION = '<p class="confirmation" role="status">{}</p>'
+
+
+def all_messages(client: Client) -> list[list[object]]:
+    """Every message still stored, taken by a page that shows them all (as
+    ``/admin/`` does)."""
+    response = client.get("/flash/get/")
+    assert response.status_code == 200
+    messages: list[list[object]] = response.json()
+    return messages
+
+
+def test_the_list_confirms_an_ended_session_once(
+    users: dict[str, AbstractBaseUser],
+) -> None:
+    laptop = log_in("ada")
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    page = laptop.post(REVOKE, {"session": sid(phone)}, follow=True)
+    assert page.redirect_chain == [(LIST, 302)]
+    text = page.content.decode()
+    assert text.count(CONFIRMATION.format("The session was ended.")) == 1
+    # Shown once: not on the next view of the list, nor left stored for
+    # another page.
+    assert "The session was ended." not in laptop.get(LIST).content.decode()
+    assert all_messages(laptop) == []
+
+
+def test_the_list_takes_only_its_own_messages(
+    users: dict[str, AbstractBaseUser],
+) -> None:
+    laptop = log_in("ada")
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    laptop.post("/flash/add/", {"level": "warning", "message": "Disk nearly full."})
+    page = laptop.post(REVOKE, {"session": sid(phone)}, follow=True)
+    text = page.content.decode()
+    assert CONFIRMATION.format("The session was ended.") in text
+    assert "Disk nearly full." not in text
+    # The site's own message waits for a page that shows messages.
+    assert all_messages(laptop) == [[30, "Disk nearly full.", "warning"]]
+
+
+@pytest.mark.parametrize(
+    ("others", "said"),
+    [
+        (0, "No other session was signed in."),
+        (1, "Signed out of 1 other session."),
+        (2, "Signed out of 2 other sessions."),
+    ],
+)
+def test_the_list_confirms_ending_the_others(
+    users: dict[str, AbstractBaseUser], others: int, said: str
+) -> None:
+    laptop = log_in("ada")
+    for n in range(others):
+        log_in("ada", f"198.51.100.{n + 1}", SAFARI_IPHONE)
+    page = laptop.post(REVOKE_OTHERS, follow=True)
+    assert page.redirect_chain == [(LIST, 302)]
+    assert CONFIRMATION.format(said) in page.content.decode()
+    assert all_messages(laptop) == []
+
+
+def test_the_buttons_say_what_they_end(users: dict[str, AbstractBaseUser]) -> None:
+    laptop = log_in("ada")
+    phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+    log_in("ada", "203.0.113.5", "")
+    page = laptop.get(LIST).content.decode()
+    buttons = re.findall(r'<button type="submit" [^>]*id="([^"]+)">([^<]+)<', page)
+    assert buttons[0] == (f"end-{sid(laptop)}", "Sign out of this device")
+    assert (f"end-{sid(phone)}", "Sign out of Safari on iPhone") in buttons
+    assert buttons[-1] == ("end-other-sessions", "Sign out of all 2 other sessions")
+    assert "Sign out of the unknown device" in page
+
+
+def test_the_list_works_without_the_messages_middleware(
+    users: dict[str, AbstractBaseUser],
+) -> None:
+    middleware = [m for m in settings.MIDDLEWARE if "messages" not in m]
+    with override_settings(MIDDLEWARE=middleware):
+        # A client loads the middleware at its first request.
+        laptop = log_in("ada")
+        phone = log_in("ada", "198.51.100.7", SAFARI_IPHONE)
+        page = laptop.post(REVOKE, {"session": sid(phone)}, follow=True)
+        assert page.status_code == 200
+        assert 'class="confirmation"' not in page.content.decode()
+        assert rows(laptop) == [sid(laptop)]
+
+
+@pytest.mark.parametrize(
+    "engine_settings",
+    [
+        {"SESSION_ENGINE": "django_prologue_sessions.backends.signed_cookies"},
+        {"SESSION_ENGINE": "django.contrib.sessions.backends.signed_cookies"},
+        {"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
+    ],
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_engine_that_cannot_list_gets_a_page_that_says_so(
+    db: None, engine_settings: dict[str, str], debug: bool
+) -> None:
+    get_user_model().objects.create_user(username="ada")
+    with override_settings(
+        **engine_settings,
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        LOGIN_URL="/account/login/",
+        DEBUG=debug,
+    ):
+        laptop = log_in("ada")
+        page = laptop.get(LIST)
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "This site cannot list where you're signed in" in text
+        # What to change is for the developer, under DEBUG only.
+        assert ("keeps no index of sessions by user" in text) is debug
+        # The end views end nothing and say nothing: back to the list.
+        for url in (REVOKE, REVOKE_OTHERS):
+            response = laptop.post(url, {"session": "0" * 32})
+            assert (response.status_code, response["Location"]) == (302, LIST)
+        assert laptop.get(LIST).status_code == 200  # still signed in
+
+
+@pytest.mark.redis
+def test_redis_without_its_user_index_gets_the_page_too(
+    db: None, redis_url: str
+) -> None:
+    get_user_model().objects.create_user(username="ada")
+    with override_settings(
+        SESSION_ENGINE="django_prologue_sessions.backends.redis",
+        SESSION_REDIS={"url": redis_url, "user_index": False},
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+    ):
+        page = log_in("ada").get(LIST)
+    assert page.status_code == 200
+    assert "This site cannot list where you're signed in" in page.content.decode()
+
+
+def test_the_page_brings_its_own_look_which_sites_can_drop(
+    users: dict[str, AbstractBaseUser], tmp_path: Any
+) -> None:
+    laptop = log_in("ada")
+    page = laptop.get(LIST).content.decode()
+    assert page.count("<style>") == 2  # the base's page colours, the section's
+    assert "http" not in page.split("<style>", 2)[2].split("</style>")[0]
+    # Overridden, extending itself (as docs/user_sessions.md shows), the
+    # list drops the section's stylesheet and keeps the rest.
+    folder = tmp_path / "django_prologue_sessions"
+    folder.mkdir()
+    (folder / "session_list.html").write_text(
+        '{% extends "django_prologue_sessions/session_list.html" %}'
+        "{% block sessions_style %}{% endblock %}"
+    )
+    templates = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    with override_settings(TEMPLATES=templates):
+        page = laptop.get(LIST).content.decode()
+    assert ".prologue-sessions {" not in page
     assert sid(laptop) in page

@@ -21,5 +21,7 @@ urlpatterns = [
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
     path("account/password/", views.change_password),
+    path("account/whoami/", views.whoami),
+    path("account/awhoami/", views.awhoami),
     path("account/sessions/", include("django_prologue_sessions.urls")),
 ]

@@ -85,3 +85,28 @@ def change_password(request: HttpRequest) -> HttpResponse:
     user.save()
     update_session_auth_hash(request, user)
     return HttpResponse("changed")
+
+
+def whoami(request: HttpRequest) -> JsonResponse:
+    """Who is signed in, and the messages pending (read, so consumed)."""
+    from django.contrib.messages import get_messages
+
+    user = request.user.get_username() if request.user.is_authenticated else None
+    return JsonResponse(
+        {"user": user, "messages": [str(m) for m in get_messages(request)]}
+    )
+
+
+async def awhoami(request: HttpRequest) -> JsonResponse:
+    """``whoami`` on the async session API: the engines' ``aload()``."""
+    from django.contrib.auth import aget_user
+
+    user = await aget_user(request)
+    messages = await request.session.aget("_messages")
+    await request.session.apop("_messages", None)
+    return JsonResponse(
+        {
+            "user": user.get_username() if user.is_authenticated else None,
+            "messages": messages,
+        }
+    )

@@ -32,9 +32,15 @@ def new_session_key(tag: str = "") -> str:
     """
     length = KEY_LENGTH - len(tag)
     while True:
-        key = os.urandom(48).translate(_KEY_CHARACTERS, _UNEVEN_BYTES)
+        key = key_characters(os.urandom(48))
         if len(key) >= length:
-            return tag + key[:length].decode()
+            return tag + key[:length]
+
+
+def key_characters(data: bytes) -> str:
+    """The characters of ``[a-z0-9]`` that the bytes of ``data`` map evenly
+    onto (a few bytes map to none): random bytes give random characters."""
+    return data.translate(_KEY_CHARACTERS, _UNEVEN_BYTES).decode()
 
 
 def session_user_id(session: dict[str, Any]) -> str | None:

@@ -26,7 +26,7 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase
@@ -42,9 +42,13 @@ from django_prologue_sessions.backends._session_keys import (
 )
 from django_prologue_sessions.conf import app_settings
 
+if TYPE_CHECKING:
+    from django_prologue_sessions.migrate import Claims
+
 __all__ = [
     "CREATE_ATTEMPTS",
     "REFRESH_BELOW",
+    "SAVE_ATTEMPTS",
     "SIGNED_IN_KEY",
     "FastJSONSerializer",
     "ServerSessionBase",
@@ -53,11 +57,19 @@ __all__ = [
     "date_from_timestamp",
     "refuse_unpickling",
     "session_settings",
+    "still_changing",
     "unpickling_reason",
 ]
 
 # Five clashes in a row among 36**24 keys or more means something else is wrong.
 CREATE_ATTEMPTS = 5
+# A save that finds the session changed since it was loaded merges and tries
+# again (``django_prologue_sessions.merge``). Each conflict means that another
+# request's save went through meanwhile, so together the requests always
+# progress: a session saved by two requests at once needs a second try, while
+# nine saving one session in a tight loop (tests/test_redis_merge.py) needed
+# up to 25.
+SAVE_ATTEMPTS = 100
 
 #: ``json.dumps(value, separators=(",", ":"))``: one encoder, built once.
 compact_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
@@ -82,6 +94,14 @@ class FastJSONSerializer(signing.JSONSerializer):
 
     def dumps(self, obj: Any) -> bytes:
         return compact_json(obj).encode("latin-1")
+
+
+def still_changing() -> RuntimeError:
+    """The error of a save that met a conflict ``SAVE_ATTEMPTS`` times."""
+    return RuntimeError(
+        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
+        "this one tried to save it."
+    )
 
 
 def date_from_timestamp(timestamp: float) -> datetime:
@@ -253,10 +273,64 @@ class SessionStoreBase(SessionBase):
     #: The class that serializes the session: ``self.serializer``, or the
     #: faster class that writes the same bytes (``refuse_unpickling()``).
     serializer_class: type[Any]
+    #: Where a server-side engine claims the sessions it moves in from
+    #: ``PROLOGUE_SESSIONS_MIGRATE_FROM`` (``migrate``); None: no claim
+    #: needed (the signed-cookie engine).
+    migration_claims: ClassVar[Claims | None] = None
+    # Provided by SessionBase, missing from django-stubs.
+    _session_cache: dict[str, Any]
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self.serializer_class = refuse_unpickling(self.serializer)
+        # The cookie as the client sent it, which the key setter drops when
+        # it is not a key of this engine: the previous engine's key, for
+        # PROLOGUE_SESSIONS_MIGRATE_FROM (``migrate``), read once at most.
+        self._requested_key = session_key
+
+    # SessionBase's lazy loading, but a cookie that this engine's key check
+    # refused is loaded too: load() hands it to the previous engine
+    # (``migrate``), once. The same steps as Django's otherwise.
+
+    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            if no_load or (self.session_key is None and not self._requested_key):
+                self._session_cache = {}
+            else:
+                self._session_cache = self.load()
+        return self._session_cache
+
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            if no_load or (self.session_key is None and not self._requested_key):
+                self._session_cache = {}
+            else:
+                self._session_cache = await self.aload()
+        return self._session_cache
+
+    _session = property(_get_session)
+
+    def is_empty(self) -> bool:
+        # A cookie this engine's key check refused, not yet looked up in the
+        # previous engine: the middleware must not delete it on a request that
+        # never touched the session, as it may be a session to move in.
+        if (
+            self._requested_key
+            and self.session_key is None
+            and not hasattr(self, "_session_cache")
+        ):
+            from django_prologue_sessions.migrate import previous_engine
+
+            if previous_engine() is not None:
+                return False
+        empty: bool = super().is_empty()
+        return empty
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
@@ -272,7 +346,7 @@ class SessionStoreBase(SessionBase):
         # login() sets the user's id; cycle_key() and a password change
         # (update_session_auth_hash()) do not, and keep the stamp.
         if session_settings().absolute_timeout is not None:
-            self._session[SIGNED_IN_KEY] = int(_now())  # type: ignore[attr-defined]
+            self._session[SIGNED_IN_KEY] = int(_now())
 
     def get_session_cookie_age(self) -> int:
         # The session as loaded, never loaded from here (load() may ask).
@@ -362,8 +436,13 @@ class ServerSessionBase(SessionStoreBase):
     """
 
     def _new_key(self) -> str:
-        """A new session key; an engine may derive it from the session."""
-        return new_session_key()
+        """A new session key, starting with ``_key_tag()``."""
+        return new_session_key(self._key_tag())
+
+    def _key_tag(self) -> str:
+        """What a new key of this session starts with; an engine may derive
+        it from the session (the Redis engine: from its user)."""
+        return ""
 
     def create(self) -> None:
         for _attempt in range(CREATE_ATTEMPTS):

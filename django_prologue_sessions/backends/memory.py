@@ -15,6 +15,12 @@ Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
 engine, cut to ``PROLOGUE_SESSIONS_IDLE_TIMEOUT``, which a load pushes back
 (``MemoryStore.touch()``) once less than half of it is left.
 
+Each entry has a version, one more at every save, and a save applies only if
+the version it loaded is still there: when another request saved the
+session meanwhile, the two are merged key by key
+(``django_prologue_sessions.merge``), as the Redis engine does, so that what
+a test sees on this engine is what production sees on Redis.
+
 The store also indexes the sessions of each logged-in user (``_auth_user_id``)
 for ``django_prologue_sessions.user_sessions``: listing them and "log out
 everywhere". The index changes with the sessions under the same lock, so it
@@ -32,14 +38,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 
+from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import session_user_id
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
     REFRESH_BELOW,
+    SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    still_changing,
 )
 from django_prologue_sessions.conf import app_settings
+from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
@@ -51,9 +61,9 @@ _now = time.monotonic
 _wall_now = time.time
 
 # A stored session: its serialized data, when it expires, its user's id (None
-# if nobody is logged in), when it was first saved and when last saved; times
-# are of the ``_now`` clock.
-_Entry = tuple[bytes, float, str | None, float, float]
+# if nobody is logged in), when it was first saved and when last saved (times
+# of the ``_now`` clock), and its version (1 when created, one more each save).
+_Entry = tuple[bytes, float, str | None, float, float, int]
 
 
 class MemoryStore:
@@ -85,8 +95,9 @@ class MemoryStore:
         with self._lock:
             return len(self._entries)
 
-    def get(self, key: str) -> bytes | None:
-        """The data of a live session, marked as just used; else ``None``."""
+    def get(self, key: str) -> tuple[bytes, int] | None:
+        """The data and version of a live session, marked as just used; else
+        ``None``."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -95,7 +106,7 @@ class MemoryStore:
                 self._remove(key)
                 return None
             self._entries.move_to_end(key)
-            return entry[0]
+            return entry[0], entry[5]
 
     def exists(self, key: str) -> bool:
         with self._lock:
@@ -124,25 +135,36 @@ class MemoryStore:
                     self._remove(next(iter(self._entries)))
             if user_id is not None:
                 self._index(key, user_id)
-            self._put(key, (data, now + ttl, user_id, now, now))
+            self._put(key, (data, now + ttl, user_id, now, now, 1))
             return True
 
     def replace(
-        self, key: str, data: bytes, ttl: float, user_id: str | None = None
-    ) -> bool:
-        """Update a live session; ``False`` if it expired or was deleted."""
+        self,
+        key: str,
+        data: bytes,
+        ttl: float,
+        user_id: str | None = None,
+        expected: int | None = None,
+    ) -> int | tuple[bytes, int]:
+        """Update a live session if its version is ``expected`` (any if None).
+
+        Return the new version; 0 if the session expired or was deleted; its
+        data and version as stored if it was saved since ``expected``.
+        """
         with self._lock:
             now = _now()
             entry = self._entries.get(key)
             if entry is None or entry[1] <= now:
-                return False
+                return 0
+            if expected is not None and entry[5] != expected:
+                return entry[0], entry[5]
             if entry[2] != user_id:  # a login, a logout, another user
                 if entry[2] is not None:
                     self._unindex(key, entry[2])
                 if user_id is not None:
                     self._index(key, user_id)
-            self._put(key, (data, now + ttl, user_id, entry[3], now))
-            return True
+            self._put(key, (data, now + ttl, user_id, entry[3], now, entry[5] + 1))
+            return entry[5] + 1
 
     def touch(self, key: str, ttl: float, below: float) -> bool:
         """Make a live session expire in ``ttl`` if less than ``below`` of its
@@ -169,7 +191,7 @@ class MemoryStore:
             self._remove(key)
             if entry[2] is not None:
                 self._index(new_key, entry[2])
-            self._put(new_key, (entry[0], now + ttl, entry[2], now, now))
+            self._put(new_key, (entry[0], now + ttl, entry[2], now, now, entry[5]))
             return True
 
     def delete(self, key: str) -> None:
@@ -213,7 +235,7 @@ class MemoryStore:
             now = _now()
             sessions = []
             for key in list(self._by_user.get(user_id, ())):
-                data, expires_at, _, created, last_saved = self._entries[key]
+                data, expires_at, _, created, last_saved, _ = self._entries[key]
                 if expires_at <= now:
                     self._remove(key)
                 else:
@@ -288,28 +310,44 @@ class SessionStore(ServerSessionBase):
 
     #: Shared by every instance; a subclass may set a store of its own.
     store: ClassVar[MemoryStore] = MemoryStore()
+    migration_claims: ClassVar[migrate.LocalClaims] = migrate.LocalClaims()
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # The session as loaded or last saved, and its version, which a save
+        # expects to find (None: not loaded, the save replaces what is there).
+        self._stored: bytes | None = None
+        self._version: int | None = None
 
     @classmethod
     def clear_all(cls) -> None:
         """Forget every session of the store, e.g. in a test's ``setUp``."""
         cls.store.clear()
+        cls.migration_claims.clear()
 
     def load(self) -> dict[str, Any]:
+        session = self._stored_session()
+        return migrate.load_previous(self) if session is None else session
+
+    def _stored_session(self) -> dict[str, Any] | None:
         key = self.session_key
-        data = None if key is None else self.store.get(key)
-        if data is not None:
-            assert key is not None
-            session = self.decode_stored(data)
-            if session is not None and self.past_absolute_timeout(session):
-                self.store.delete(key)
-            elif session is not None:
-                # The idle timeout's slide, decided under the store's lock.
-                age = self.sliding_age(session)
-                if age is not None:
-                    self.store.touch(key, age, below=age * REFRESH_BELOW)
-                return session
-        self._session_key = None
-        return {}
+        found = None if key is None else self.store.get(key)
+        if found is None:
+            return None
+        session = self.decode_stored(found[0])
+        if session is None:
+            return None
+        assert key is not None
+        if self.past_absolute_timeout(session):
+            self.store.delete(key)
+            self._session_key = None
+            return {}
+        # The idle timeout's slide, decided under the store's lock.
+        age = self.sliding_age(session)
+        if age is not None:
+            self.store.touch(key, age, below=age * REFRESH_BELOW)
+        self._stored, self._version = found
+        return session
 
     def decode_stored(self, data: bytes) -> dict[str, Any] | None:
         """A stored session's data; ``None`` if it does not decode.
@@ -323,26 +361,47 @@ class SessionStore(ServerSessionBase):
             return None
         return session if isinstance(session, dict) else None
 
+    def _decoded(self, data: bytes | None) -> dict[str, Any]:
+        session = None if data is None else self.decode_stored(data)
+        return {} if session is None else session
+
     def exists(self, session_key: str | None) -> bool:
         return session_key is not None and self.store.exists(session_key)
 
     def save(self, must_create: bool = False) -> None:
         # Read first: loading drops a key that has expired or was deleted.
-        session = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        session = self._get_session(no_load=must_create)
         key = self.session_key
         if key is None:
             self.create()
             return
-        user_id = session_user_id(session)
-        data = self.serializer_class().dumps(session)
+        dumps = self.serializer_class().dumps
+        data = dumps(session)
         ttl = self.store_age(session)
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
+            user_id = session_user_id(session)
             if not self.store.add(key, data, ttl, max_sessions, user_id):
                 raise CreateError
-        elif not self.store.replace(key, data, ttl, user_id):
-            # Deleted meanwhile (a logout, say): saving must not undo that.
-            raise UpdateError
+            self._stored, self._version = data, 1
+            return
+        for _attempt in range(SAVE_ATTEMPTS):
+            done = self.store.replace(
+                key, data, ttl, session_user_id(session), self._version
+            )
+            if done == 0:
+                # Deleted meanwhile (a logout, say): saving must not undo that.
+                raise UpdateError
+            if isinstance(done, int):
+                self._stored, self._version = data, done
+                return
+            # Saved by another request since the load: merge, and try again.
+            before = self._decoded(self._stored)
+            self._stored, self._version = done
+            session = merge(before, session, self._decoded(done[0]), dumps)
+            self._session_cache = session
+            data, ttl = dumps(session), self.store_age(session)
+        raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -359,7 +418,7 @@ class SessionStore(ServerSessionBase):
         brought back: it gets the new key unstored, and its save raises
         ``UpdateError``, as any save of an ended session does.
         """
-        data = self._session  # type: ignore[attr-defined]
+        data = self._session
         key = self.session_key
         if key is None or session_user_id(data) is None:
             super().cycle_key()
@@ -414,7 +473,10 @@ class SessionStore(ServerSessionBase):
     # place, with no hop to a thread.
 
     async def aload(self) -> dict[str, Any]:
-        return self.load()
+        session = self._stored_session()
+        if session is None:  # the previous engine may do I/O
+            return await migrate.aload_previous(self)
+        return session
 
     async def aexists(self, session_key: str | None) -> bool:
         return self.exists(session_key)

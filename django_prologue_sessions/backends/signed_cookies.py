@@ -28,6 +28,7 @@ from django.core import signing
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_prologue_sessions import migrate
 from django_prologue_sessions.backends import _cookie_encryption
 from django_prologue_sessions.backends.base import SessionStoreBase, session_settings
 from django_prologue_sessions.conf import app_settings
@@ -117,10 +118,26 @@ class SessionStore(SessionStoreBase):
         )
 
     def load(self) -> dict[str, Any]:
-        """Read the session from the cookie; an invalid or expired one is empty."""
-        if self.session_key is None:
-            return {}
+        """Read the session from the cookie; an invalid or expired one is empty
+        (or, with ``PROLOGUE_SESSIONS_MIGRATE_FROM``, the previous engine's)."""
+        session, rejected = self._read_cookie()
+        if session is not None:
+            return session
+        return self._rejected(migrate.load_previous(self), rejected)
+
+    async def aload(self) -> dict[str, Any]:
+        session, rejected = self._read_cookie()
+        if session is not None:
+            return session
+        # The previous engine may do I/O: its async path.
+        return self._rejected(await migrate.aload_previous(self), rejected)
+
+    def _read_cookie(self) -> tuple[dict[str, Any] | None, bool]:
+        """The session the cookie holds, or None and whether it was rejected
+        (not a valid cookie of this engine, rather than absent or expired)."""
         value = self.session_key
+        if value is None:
+            return None, False
         try:
             if value.startswith(_cookie_encryption.ENCRYPTED_PREFIX):
                 data, signed_at = _cookie_encryption.decrypt(value)
@@ -132,19 +149,23 @@ class SessionStore(SessionStoreBase):
                 signed_at = signing.b62_decode(value.rsplit(signer.sep, 2)[1])
             if not isinstance(session, dict):
                 raise ValueError("The session is not a dict.")
-            loaded: dict[str, Any] = session
-            expired = self._expired(loaded, signed_at)
+            if self._expired(session, signed_at):
+                return None, False
         except Exception:
             # Anything that fails here came from the client: a tampered,
             # truncated or otherwise invalid cookie. Never let it raise.
+            return None, True
+        if self.past_absolute_timeout(session):
+            self._session_key = None  # ended: the middleware deletes the cookie
+            return {}, False
+        return session, False
+
+    def _rejected(self, session: dict[str, Any], rejected: bool) -> dict[str, Any]:
+        # load_previous() started afresh, as the server-side engines do for
+        # an unknown key, so that an emptied session deletes the cookie.
+        if rejected and not session:
             logger.warning("Session data corrupted")
-            expired = True
-        if not expired and not self.past_absolute_timeout(loaded):
-            return loaded
-        # As the server-side engines do for an unknown key: start afresh, so
-        # that an emptied session deletes the client's cookie.
-        self._session_key = None
-        return {}
+        return session
 
     def _expired(self, session: dict[str, Any], signed_at: int) -> bool:
         """Whether ``session``, signed at ``signed_at``, has expired; if not,
@@ -236,9 +257,6 @@ class SessionStore(SessionStoreBase):
         pass
 
     # Pure CPU work: the async twins call the sync code directly.
-
-    async def aload(self) -> dict[str, Any]:
-        return self.load()
 
     async def acreate(self) -> None:
         self.create()

@@ -146,16 +146,19 @@ class Screenshots:
         self.directory = Path(directory) if directory else None
         self.engine = engine
 
-    def take(self, name: str, engine: str = "signed_cookies") -> None:
+    def take(
+        self, name: str, engine: str = "signed_cookies", width: int = WINDOW_SIZE[0]
+    ) -> None:
         if self.directory is None or self.engine != engine:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Fit the whole page, then go back to the usual window.
+        # Fit the whole page at that width, then go back to the usual window.
+        self.driver.set_window_size(width, WINDOW_SIZE[1])
         height = self.driver.execute_script(
             "return document.documentElement.scrollHeight"
             " + window.outerHeight - window.innerHeight"
         )
-        self.driver.set_window_size(WINDOW_SIZE[0], max(WINDOW_SIZE[1], int(height)))
+        self.driver.set_window_size(width, max(WINDOW_SIZE[1], int(height)))
         try:
             self.driver.save_screenshot(str(self.directory / f"{name}.png"))
         finally:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Screenshots
 from tests.e2e.server import ExampleServer
-from tests.e2e.test_example_browser import click, flashes, sign_in, text_of
+from tests.e2e.test_example_browser import by_css, click, flashes, sign_in, text_of
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -35,7 +35,7 @@ def rows(driver: WebDriver) -> list[tuple[str, bool]]:
             str(row.get_attribute("data-session")),
             "current" in str(row.get_attribute("class")).split(),
         )
-        for row in driver.find_elements("css selector", "tr.prologue-session")
+        for row in driver.find_elements("css selector", "li.prologue-session")
     ]
 
 
@@ -48,8 +48,15 @@ def test_end_the_other_session_from_the_first(
     url = example_server.url
     sign_in(site, example_server, "Ada")
     if example_server.engine == "signed_cookies":
-        # No list of a user's sessions to show: no link to the page.
+        # No list of a user's sessions to show: no link to the page, and the
+        # page, in the site's layout, says why (never a 500).
         assert site.find_elements("id", "sessions-link") == []
+        site.get(f"{url}/account/sessions/")
+        assert text_of(site, "who") == "Signed in as Ada"
+        assert by_css(site, "#prologue-sessions .intro") == [
+            "This site cannot list where you're signed in: it keeps no record "
+            "of your sessions that it could show or end here."
+        ]
         return
     sign_in(other, example_server, "Ada")
 
@@ -58,10 +65,13 @@ def test_end_the_other_session_from_the_first(
     listed = rows(site)
     assert [current for _, current in listed] == [True, False]
     assert text_of(site, "who") == "Signed in as Ada"
-    devices = [cell.text for cell in site.find_elements("css selector", "td.device")]
-    assert devices[0].endswith("(this session)")
+    devices = [
+        cell.text
+        for cell in site.find_elements("css selector", ".prologue-session .device")
+    ]
+    assert devices[0].endswith("This device")
     assert "Chrome" in devices[1]  # headless Chromium, described or raw
-    assert [c.text for c in site.find_elements("css selector", "td.ip")] == [
+    assert [c.text for c in site.find_elements("css selector", "dd.ip")] == [
         "127.0.0.1",
         "127.0.0.1",
     ]
@@ -75,8 +85,16 @@ def test_end_the_other_session_from_the_first(
 
     # End the other one from the first.
     click(site, f"end-{listed[1][0]}")
-    assert flashes(site) == [("info", "The session was ended.")]
+    # Confirmed in the section, once: not again in the site's own messages,
+    # nor on the next page.
+    assert by_css(site, "#prologue-sessions .confirmation") == [
+        "The session was ended."
+    ]
+    assert flashes(site) == []
     assert rows(site) == [listed[0]]
+    click(site, "sessions-link")
+    assert by_css(site, "#prologue-sessions .confirmation") == []
+    assert flashes(site) == []
 
     # The second browser is signed out at its next request.
     other.get(f"{url}/account/sessions/")

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -104,6 +105,44 @@ class Call:
         self.retry_on: tuple[type[Exception], ...] = (
             UNAVAILABLE_ERRORS if options.retry_on_timeout else (ConnectionError,)
         )
+        # How far Redis's clock is ahead of this process's, in milliseconds:
+        # learnt when Redis refuses a write as late while its reply still
+        # came in time (``refused_late()``).
+        self.clock_ahead_ms = 0
+
+    def deadline_ms(self) -> int:
+        """When a write sent now is too late to apply, in Redis's clock (ms):
+        by then this process has given up waiting for the reply, and told its
+        client that the write failed. 0 for no deadline (no socket_timeout).
+
+        A reply needs time to come back: the deadline is a little earlier
+        than the timeout (a quarter of it, at most 100 ms).
+        """
+        timeout = self.options.socket_timeout
+        if not timeout:
+            return 0
+        margin = min(timeout / 4, 0.1)
+        return int((time.time() + timeout - margin) * 1000) + self.clock_ahead_ms
+
+    def checked(self, script: LuaScript, reply: Any) -> Any:
+        """``reply``, having learnt from it if it refuses a write as late."""
+        if isinstance(reply, list) and "not_after" in script.head:
+            self.refused_late(reply[0])
+        return reply
+
+    def refused_late(self, redis_ms: int) -> None:
+        """Redis refused a write as late (at ``redis_ms``, its clock) and the
+        reply came in time: its clock is ahead of ours by at least the gap."""
+        ahead = redis_ms - int(time.time() * 1000)
+        if ahead > self.clock_ahead_ms:
+            if ahead > 0:
+                logger.warning(
+                    "The Redis server's clock is %d ms ahead of this "
+                    "machine's: re-keys allow for it. Keep the clocks in sync "
+                    "(NTP).",
+                    ahead,
+                )
+            self.clock_ahead_ms = ahead
 
     def conditional_set(self, key: Any, value: Any, expected: Any, ttl: int) -> Command:
         """``SET`` only if the value is ``expected``, replying the value found."""
@@ -204,13 +243,18 @@ class SyncRedis:
     def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
-        """Run ``script`` on ``keys`` (all in one hash slot); scripts write."""
+        """Run ``script`` on ``keys`` (all in one hash slot); scripts write.
+
+        A script that takes a deadline is given one (``Call.deadline_ms()``).
+        """
+        args = script.with_deadline(list(args), self.call.deadline_ms())
         try:
             command = script_command(script, keys, args, by_sha=True)
-            return self.execute(*command, write=True)
+            reply = self.execute(*command, write=True)
         except NoScriptError:
             command = script_command(script, keys, args, by_sha=False)
-            return self.execute(*command, write=True)
+            reply = self.execute(*command, write=True)
+        return self.call.checked(script, reply)
 
     def _send(
         self,
@@ -303,12 +347,14 @@ class AsyncRedis:
     async def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
+        args = script.with_deadline(list(args), self.call.deadline_ms())
         try:
             command = script_command(script, keys, args, by_sha=True)
-            return await self.execute(*command, write=True)
+            reply = await self.execute(*command, write=True)
         except NoScriptError:
             command = script_command(script, keys, args, by_sha=False)
-            return await self.execute(*command, write=True)
+            reply = await self.execute(*command, write=True)
+        return self.call.checked(script, reply)
 
     async def _send(
         self,

@@ -64,6 +64,31 @@ class LuaScript:
         args.extend(rest)
         return args
 
+    def with_deadline(self, args: list[Any], not_after: int) -> list[Any]:
+        """``args`` with ``not_after`` set, if this script takes a deadline."""
+        if "not_after" not in self.head:
+            return args
+        args = list(args)
+        args[self.head.index("not_after")] = not_after
+        return args
+
+
+# A write that carries a deadline (its ``not_after``, in milliseconds of
+# Redis's clock; 0 for none) is refused past it, before it changes anything,
+# with Redis's time as a one-element array: by then its client has given up
+# on the reply and reported that the write failed. Redis runs what is in its
+# sockets when it resumes from a pause (a long fork(), a swap storm,
+# SIGSTOP), such a write included.
+_DEADLINE = """
+if not_after > 0 then
+  local clock = redis.call('TIME')
+  local ms = clock[1] * 1000 + math.floor(clock[2] / 1000)
+  if ms > not_after then
+    return {ms}
+  end
+end
+"""
+
 
 # Score a member by when its entry expires in Redis's clock (milliseconds),
 # ttl seconds from now, and keep the index at least as long. A new member
@@ -90,10 +115,12 @@ local ttl = tonumber(ARGV[1])
 local member = ARGV[2]
 local value = ARGV[3]
 local index_ttl = tonumber(ARGV[4])
+local not_after = tonumber(ARGV[5])
 -- KEYS: the session, then its user's index (member, the session key, is
 -- its entry there, for index_ttl seconds).
 """
     + _INDEX_SESSION
+    + _DEADLINE
     + """
 if not redis.call('SET', KEYS[1], value, 'NX') then
   return 0
@@ -104,9 +131,10 @@ if KEYS[2] and ttl > 0 then
 end
 return 1
 """,
-    head=("ttl", "member", "value", "index_ttl"),
+    head=("ttl", "member", "value", "index_ttl", "not_after"),
 )
-"""Create the session only if its key is free: 1 if created, 0 on a clash."""
+"""Create the session only if its key is free and only before ``not_after``:
+1 if created, 0 on a clash, ``[Redis's time]`` if too late."""
 
 UPDATE = LuaScript(
     """
@@ -171,14 +199,17 @@ local now = ARGV[3]
 local ttl = tonumber(ARGV[4])
 local index_ttl = tonumber(ARGV[5])
 local indexed_until = ARGV[6]
+local not_after = tonumber(ARGV[7])
 -- KEYS: a user's session, the name it moves to, and the user's index (if
 -- the index is on), where member and new_member, the old and the new session
 -- key, are its entries. Both names carry the same hash tag. Under its new
 -- key the session counts as created and saved at now, and expires in ttl;
 -- its index entry lasts index_ttl seconds, until indexed_until (as the
--- header says, layout.restamp()).
+-- header says, layout.restamp()). Past not_after the client has kept the
+-- old key: nothing moves.
 """
     + _INDEX_SESSION
+    + _DEADLINE
     + """
 local current = redis.call('GET', KEYS[1])
 if not current then
@@ -199,10 +230,23 @@ if KEYS[3] then
 end
 return 1
 """,
-    head=("member", "new_member", "now", "ttl", "index_ttl", "indexed_until"),
+    head=(
+        "member",
+        "new_member",
+        "now",
+        "ttl",
+        "index_ttl",
+        "indexed_until",
+        "not_after",
+    ),
 )
-"""Give a logged-in session a new key, only while it exists: 1 if moved, 0 if
-it has ended, -1 if the new key is taken. Its value moves with it."""
+"""Give a logged-in session a new key, only while it exists and only before
+``not_after``: 1 if moved, 0 if it has ended, -1 if the new key is taken,
+``[Redis's time]`` if too late. Its value moves with it.
+
+Without the deadline, a re-key whose client had already reported it failed,
+and kept the old cookie, would move the session to a key no client holds
+when a paused Redis resumes."""
 
 TOUCH = LuaScript(
     """
@@ -249,6 +293,21 @@ return redis.call('UNLINK', KEYS[1])
     head=("member",),
 )
 """Delete a user's session and take it out of the index: 1 if it existed."""
+
+LEAVE = LuaScript(
+    """
+local not_after = tonumber(ARGV[1])
+-- KEYS: the session that a re-key of an anonymous session leaves behind.
+"""
+    + _DEADLINE
+    + """
+return redis.call('UNLINK', KEYS[1])
+""",
+    head=("not_after",),
+)
+"""Delete the key an anonymous session's re-key leaves, only before
+``not_after``: 1 if it existed, ``[Redis's time]`` if too late. A re-key
+that timed out so leaves the session where it was, with what it holds."""
 
 # The user's sessions named by the index. A member is a session key; its
 # key is head (the prefix and the index's hash tag) followed by the key's
@@ -361,6 +420,7 @@ SCRIPTS = {
     "RENAME": RENAME,
     "TOUCH": TOUCH,
     "DELETE": DELETE,
+    "LEAVE": LEAVE,
     "LIST": LIST,
     "REVOKE": REVOKE,
 }

@@ -5,10 +5,10 @@ and a bare EXPIRE once the session is due for its slide); creating, updating
 and deleting are one command each (see ``scripts``). An update applies only
 if the session still exists, so a logout in a concurrent request is never
 undone, and only if it is as it was loaded: when another request saved
-meanwhile, the update brings back the session as it is now, this one's own
-changes (the keys it changed) are applied to it and sent again, so
-concurrent changes to different keys both stay. How a session lies in Redis
-is ``layout``'s business.
+meanwhile, the update brings back the session as it is now, this one's
+changes are merged into it key by key (``django_prologue_sessions.merge``)
+and sent again, so concurrent changes to different keys both stay. How a
+session lies in Redis is ``layout``'s business.
 
 An update that leaves the user index alone is one native command where the
 server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
@@ -44,8 +44,9 @@ from django.contrib.sessions.backends.base import (
     CreateError,
     UpdateError,
 )
-from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import TimeoutError
 
+from django_prologue_sessions import migrate
 from django_prologue_sessions.backends._session_keys import (
     KEY_LENGTH,
     USER_ID_KEY,
@@ -54,11 +55,14 @@ from django_prologue_sessions.backends._session_keys import (
 )
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
     session_settings,
+    still_changing,
 )
 from django_prologue_sessions.backends.redis import layout, scripts
+from django_prologue_sessions.backends.redis.claims import RedisClaims
 from django_prologue_sessions.backends.redis.connection import (
     NO_IFEQ,
     AsyncRedis,
@@ -76,7 +80,9 @@ from django_prologue_sessions.backends.redis.layout import (
 from django_prologue_sessions.exceptions import (
     SessionStoreUnavailable,
     SessionWriteOutcomeUnknown,
+    UserSessionsUnsupported,
 )
+from django_prologue_sessions.merge import merge
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import UserSession
@@ -84,11 +90,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_prologue_sessions.redis")
 
 _is_valid_key = re.compile(f"[{VALID_KEY_CHARS}]{{{KEY_LENGTH}}}").fullmatch
-# Each conflict means that another request's save went through meanwhile, so
-# together the requests always progress: a session saved by two requests at
-# once needs a second try, while nine saving one session in a tight loop
-# (tests/test_redis_merge.py) needed up to 25.
-SAVE_ATTEMPTS = 100
 # The clock of the times listed for a user's sessions (tests move it).
 _now = time.time
 # A user's index entry is written to last twice the session's TTL, so that
@@ -158,6 +159,8 @@ class Write:
 
 
 class SessionStore(ServerSessionBase):
+    migration_claims = RedisClaims()
+
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self._codec = layout.codec(self.serializer_class)
@@ -183,6 +186,9 @@ class SessionStore(ServerSessionBase):
         # The key cycle_key() gave an anonymous session, until it is saved:
         # unknown to Redis and to the client, it may still change.
         self._unsaved_key: str | None = None
+        # The first time Redis failed this store: every later command fails
+        # at once, so that a request waits out one socket_timeout at most.
+        self._failure: RedisUnavailable | None = None
 
     def _validate_session_key(self, key: Any) -> bool:
         # Anything but a key this engine could have made never reaches Redis.
@@ -216,11 +222,13 @@ class SessionStore(ServerSessionBase):
 
     def load(self) -> dict[str, Any]:
         if self.session_key is None:
-            return {}
+            return migrate.load_previous(self)
         try:
-            replies = sync_redis().execute_all(*self._plan_load())
+            replies = self._redis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
+        if replies[0] is None:
+            return migrate.load_previous(self)
         session = self._decode(replies[0])
         if self.past_absolute_timeout(session):
             try:
@@ -231,18 +239,20 @@ class SessionStore(ServerSessionBase):
         touch = self._plan_touch(session, replies)
         if touch is not None:
             try:
-                touch.send(sync_redis())
+                touch.send(self._redis())
             except RedisUnavailable as exc:
                 _not_refreshed(exc)
         return session
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
-            return {}
+            return await migrate.aload_previous(self)
         try:
-            replies = await async_redis().execute_all(*self._plan_load())
+            replies = await self._aredis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
+        if replies[0] is None:
+            return await migrate.aload_previous(self)
         session = self._decode(replies[0])
         if self.past_absolute_timeout(session):
             try:
@@ -253,7 +263,7 @@ class SessionStore(ServerSessionBase):
         touch = self._plan_touch(session, replies)
         if touch is not None:
             try:
-                await touch.asend(async_redis())
+                await touch.asend(self._aredis())
             except RedisUnavailable as exc:
                 _not_refreshed(exc)
         return session
@@ -263,18 +273,18 @@ class SessionStore(ServerSessionBase):
             return False
         assert session_key is not None
         try:
-            return bool(sync_redis().execute("EXISTS", self.redis_key(session_key)))
+            return bool(self._redis().execute("EXISTS", self.redis_key(session_key)))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
 
     async def aexists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
             return False
         assert session_key is not None
         try:
-            found = await async_redis().execute("EXISTS", self.redis_key(session_key))
+            found = await self._aredis().execute("EXISTS", self.redis_key(session_key))
         except RedisUnavailable as exc:
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
         return bool(found)
 
     # Writing ---------------------------------------------------------------
@@ -283,7 +293,7 @@ class SessionStore(ServerSessionBase):
         if self._session_key is None:
             return self.create()
         new = must_create or self._session_key == self._unsaved_key
-        data = self._get_session(no_load=new)  # type: ignore[attr-defined]
+        data = self._get_session(no_load=new)
         step, write = self._plan_save(data, new)
         if step == "move":
             self._retire(self._delete_key(*self._own_key()))
@@ -293,19 +303,19 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = write.send(sync_redis())
+                done = write.send(self._redis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return self.create()
-        raise _still_changing()
+        raise still_changing()
 
     async def asave(self, must_create: bool = False) -> None:
         if self._session_key is None:
             return await self.acreate()
         new = must_create or self._session_key == self._unsaved_key
-        data = await self._aget_session(no_load=new)  # type: ignore[attr-defined]
+        data = await self._aget_session(no_load=new)
         step, write = self._plan_save(data, new)
         if step == "move":
             self._retire(await self._adelete_key(*self._own_key()))
@@ -315,13 +325,13 @@ class SessionStore(ServerSessionBase):
             if write is None:
                 return
             try:
-                done = await write.asend(async_redis())
+                done = await write.asend(self._aredis())
             except RedisUnavailable as exc:
-                return self._write_failed(exc)
+                return self._write_failed(past_deadline(exc, write.script))
             write = self._written(write, done, must_create)
             if write is NEW_KEY:
                 return await self.acreate()
-        raise _still_changing()
+        raise still_changing()
 
     def delete(self, session_key: str | None = None) -> None:
         target = self._delete_target(session_key)
@@ -334,41 +344,37 @@ class SessionStore(ServerSessionBase):
             await self._adelete_key(*target)
 
     def cycle_key(self) -> None:
-        data = self._session  # type: ignore[attr-defined]
-        rename = self._plan_rename()
-        if rename is None:
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                self._delete_key(old, None)
+        data = self._session
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                moved = sync_redis().run_script(*rename)
+                done = self._redis().run_script(*step)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     async def acycle_key(self) -> None:
-        data = await self._aget_session()  # type: ignore[attr-defined]
-        rename = self._plan_rename()
-        if rename is None:
-            old = self._cycle_anonymous(data)
-            if old is not None:
-                await self._adelete_key(old, None)
+        data = await self._aget_session()
+        renames = self._renames()
+        left = None if renames else self._cycle_anonymous(data)
+        if not renames and left is None:
             return
         for _attempt in range(CREATE_ATTEMPTS):
+            step = self._plan_rename() if left is None else self._plan_leave(left)
             try:
-                moved = await async_redis().run_script(*rename)
+                done = await self._aredis().run_script(*step)
             except RedisUnavailable as exc:
-                raise unavailable(exc, write=True) from exc.error
-            if self._renamed(moved, rename):
+                exc = past_deadline(exc, step[0])
+                raise self._failed(exc, write=True) from exc.error
+            if self._rekeyed(done, step):
                 return
-            rename = self._plan_rename()
-            assert rename is not None
         raise RuntimeError("Unable to create a new Redis session key.")
 
     @classmethod
@@ -458,9 +464,12 @@ class SessionStore(ServerSessionBase):
     # The decisions shared by the sync and async methods ---------------------
 
     def _new_key(self) -> str:
-        """A new key: with the user's tag if the session has a user."""
+        return self.new_session_key(self._key_tag())
+
+    def _key_tag(self) -> str:
+        """The user's tag if the session has a user, else none."""
         user = session_user_id(getattr(self, "_session_cache", {}))
-        return self.new_session_key("" if user is None else user_tag(user))
+        return "" if user is None else user_tag(user)
 
     def _persisted_key(self) -> str | None:
         key = self._session_key
@@ -497,16 +506,25 @@ class SessionStore(ServerSessionBase):
         self.modified = True
         return old
 
-    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]] | None:
-        """The RENAME that gives a stored logged-in session a new key, or None
-        for a session with no stored user (see ``_cycle_anonymous()``).
+    def _renames(self) -> bool:
+        """Whether cycle_key() renames the stored session (one with a user),
+        rather than giving a new key to the save (``_cycle_anonymous()``)."""
+        return (
+            self._persisted_key() is not None
+            and self._stored_user is not None
+            and self._expiry_age() > 0
+        )
+
+    def _plan_rename(self) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The RENAME that gives a stored logged-in session a new key (unless
+        Redis runs it past the deadline that the handle gives it).
 
         As with Django's cycle_key(), the session under its new key is a new
         one: created now, expiring a full expiry age from now.
         """
         old, user = self._persisted_key(), self._stored_user
-        if old is None or user is None or self._expiry_age() <= 0:
-            return None
+        assert old is not None
+        assert user is not None
         tag = old[:TAG_LENGTH]
         new = self.new_session_key(tag)
         keys = [self.redis_key(old), self.redis_key(new)]
@@ -520,12 +538,13 @@ class SessionStore(ServerSessionBase):
             ttl=ttl,
             index_ttl=INDEX_TTL_FACTOR * ttl,
             indexed_until=now + INDEX_TTL_FACTOR * ttl,
+            not_after=0,
         )
         return scripts.RENAME, keys, args
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
-        return math.ceil(self.store_age(self._session))  # type: ignore[attr-defined]
+        return math.ceil(self.store_age(self._session))
 
     def _plan_load(self) -> list[tuple[str, str]]:
         """GET the session; with an idle timeout, its PTTL in the same round
@@ -570,13 +589,25 @@ class SessionStore(ServerSessionBase):
         self._stored_user = self._created_at = self._indexed_until = None
         return {}
 
-    def _renamed(
-        self, moved: int, rename: tuple[scripts.LuaScript, list[str], list[Any]]
+    def _plan_leave(self, old: str) -> tuple[scripts.LuaScript, list[str], list[Any]]:
+        """The deletion of the key an anonymous session's re-key leaves."""
+        return scripts.LEAVE, [self.redis_key(old)], scripts.LEAVE.argv(not_after=0)
+
+    def _rekeyed(
+        self,
+        moved: int | list[int],
+        rename: tuple[scripts.LuaScript, list[str], list[Any]],
     ) -> bool:
-        """Adopt the new key; False if it was taken. A session that ended
-        meanwhile takes it too, unstored: its save raises ``UpdateError``."""
-        if moved == -1:
+        """Done with the re-key's script: for a RENAME, adopt the new key.
+
+        False if it is to be sent again: refused as late (though its reply
+        came in time), or the new key was taken. A session that ended
+        meanwhile takes the new key too, unstored: its save raises
+        ``UpdateError``."""
+        if isinstance(moved, list) or moved == -1:
             return False
+        if rename[0] is scripts.LEAVE:
+            return True
         args = dict(zip(scripts.RENAME.head, rename[2], strict=True))
         self._session_key = args["new_member"]
         self._created_ttl = args["ttl"] if moved else None
@@ -647,31 +678,48 @@ class SessionStore(ServerSessionBase):
             head = layout.user_header(created, stamp, until, user)
         rest = head + self._codec.pack(body)
         index_ttl = 0 if until is None else until - stamp
-        write = Write(None, keys, [], data, body, ttl, user, created, new, rest, until)
+        script: scripts.LuaScript | None
+        expected, version = None, 1
         if new:
+            value = b"1" + rest
             if index_op or ttl <= 0:  # SET's EX takes no expired TTL
-                args = scripts.CREATE.argv(
+                script = scripts.CREATE
+                member = key if index_op else ""
+                args = script.argv(
                     ttl=ttl,
-                    member=key if index_op else "",
-                    value=write.value(1),
+                    member=member,
+                    value=value,
                     index_ttl=index_ttl,
+                    not_after=0,  # the handle's deadline, when sent
                 )
-                return replace(write, script=scripts.CREATE, args=args)
-            args = ["SET", keys[0], write.value(1), "NX", "EX", ttl]
-            return replace(write, args=args)
-        args = scripts.UPDATE.argv(
-            ttl=ttl,
-            expected=self._version or "",
-            unversioned=rest,
-            index_op=index_op,
-            member=key if index_op else "",
-            index_ttl=index_ttl,
-        )
-        write = replace(write, script=scripts.UPDATE, args=args)
-        if index_op or ttl <= 0 or self._version is None:
-            return write
-        return replace(
-            write, expected=self._stored_value, version=int(self._version) + 1
+            else:
+                script, args = None, ["SET", keys[0], value, "NX", "EX", ttl]
+        else:
+            script = scripts.UPDATE
+            args = script.argv(
+                ttl=ttl,
+                expected=self._version or "",
+                unversioned=rest,
+                index_op=index_op,
+                member=key if index_op else "",
+                index_ttl=index_ttl,
+            )
+            if not index_op and ttl > 0 and self._version is not None:
+                expected, version = self._stored_value, int(self._version) + 1
+        return Write(
+            script,
+            keys,
+            args,
+            data,
+            body,
+            ttl,
+            user,
+            created,
+            new,
+            rest,
+            until,
+            expected,
+            version,
         )
 
     def _index_op(
@@ -704,6 +752,8 @@ class SessionStore(ServerSessionBase):
         next write when another request saved the session meanwhile."""
         if isinstance(done, bytes):
             return self._rebase(write, done)
+        if isinstance(done, list):
+            return write  # refused as late, though the reply came: again
         if not done:
             if write.creates and not must_create:
                 return NEW_KEY  # any other new key will do
@@ -721,17 +771,11 @@ class SessionStore(ServerSessionBase):
 
     def _rebase(self, write: Write, current: bytes) -> Write | None:
         """The write of this instance's changes onto ``current``, the session
-        as another request saved it since it was loaded: the keys this one
-        set or deleted are set or deleted there, every other key is theirs."""
+        as another request saved it since it was loaded, merged key by key
+        (``django_prologue_sessions.merge``)."""
         before = self._loads(self._stored_body)
-        merged = self._decode(current)
-        dumps = self._codec.serializer.dumps
-        for name, value in write.data.items():
-            if name not in before or dumps(value) != dumps(before[name]):
-                merged[name] = value
-        for name in before:
-            if name not in write.data:
-                merged.pop(name, None)
+        theirs = self._decode(current)
+        merged = merge(before, write.data, theirs, self._codec.serializer.dumps)
         self._session_cache = merged
         return self._plan_write(merged, False, session_user_id(merged))
 
@@ -767,9 +811,9 @@ class SessionStore(ServerSessionBase):
     def _delete_key(self, session_key: str, user: str | None) -> int:
         """Delete a session, and its index entry if its user is known: the
         number of sessions deleted (0 or 1)."""
-        handle = sync_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._redis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = handle.execute("UNLINK", key, write=True)
@@ -778,20 +822,20 @@ class SessionStore(ServerSessionBase):
         except RedisUnavailable as exc:
             # Even in "empty" mode: a logout that silently did not happen
             # would leave the session usable by whoever holds the cookie.
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     async def _adelete_key(self, session_key: str, user: str | None) -> int:
-        handle = async_redis()
         script = self._plan_delete(session_key, user)
         try:
+            handle = self._aredis()
             if script is None:
                 key = self.redis_key(session_key)
                 deleted: int = await handle.execute("UNLINK", key, write=True)
             else:
                 deleted = await handle.run_script(*script)
         except RedisUnavailable as exc:
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
         return deleted
 
     def _decode(self, raw: bytes | None) -> dict[str, Any]:
@@ -829,9 +873,26 @@ class SessionStore(ServerSessionBase):
             logger.warning("Session data could not be decoded")
             return {}
 
+    def _redis(self) -> SyncRedis:
+        """The process's handle, unless Redis failed this store already."""
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return sync_redis()
+
+    def _aredis(self) -> AsyncRedis:
+        if self._failure is not None:
+            raise RedisUnavailable(self._failure.error, maybe_sent=False)
+        return async_redis()
+
+    def _failed(self, exc: RedisUnavailable, write: bool = False) -> Exception:
+        """Remember that Redis failed; the error to raise."""
+        self._failure = self._failure or exc
+        return unavailable(exc, write)
+
     def _load_failed(self, exc: RedisUnavailable) -> dict[str, Any]:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc) from exc.error
+            raise self._failed(exc) from exc.error
+        self._failure = self._failure or exc
         logger.warning(
             "Redis is unavailable (%s); serving an empty session that will not "
             "be saved.",
@@ -844,7 +905,8 @@ class SessionStore(ServerSessionBase):
 
     def _write_failed(self, exc: RedisUnavailable) -> None:
         if current_options().on_unavailable != "empty":
-            raise unavailable(exc, write=True) from exc.error
+            raise self._failed(exc, write=True) from exc.error
+        self._failure = self._failure or exc
         if exc.maybe_sent:
             logger.warning(
                 "Redis did not answer in time (%s); the session may or may not "
@@ -881,16 +943,25 @@ def _not_refreshed(exc: RedisUnavailable) -> None:
     )
 
 
-def _still_changing() -> RuntimeError:
-    return RuntimeError(
-        f"The session was saved by other requests {SAVE_ATTEMPTS} times while "
-        "this one tried to save it."
-    )
+def past_deadline(
+    exc: RedisUnavailable, script: scripts.LuaScript | None
+) -> RedisUnavailable:
+    """``exc``, or, for a write with a deadline that timed out, the same
+    error saying that nothing was written: Redis refuses it past its
+    deadline, which comes before the timeout, so it never applies."""
+    if (
+        script is not None
+        and "not_after" in script.head
+        and isinstance(exc.error, TimeoutError)
+        and current_options().socket_timeout
+    ):
+        return RedisUnavailable(exc.error, maybe_sent=False)
+    return exc
 
 
 def _need_user_index(what: str) -> None:
     if not current_options().user_index:
-        raise ImproperlyConfigured(
+        raise UserSessionsUnsupported(
             f"{what} a user's sessions needs the user index, which "
             "SESSION_REDIS['user_index'] = False turns off. Remove that "
             "setting (the index is on by default) to list and revoke them."
