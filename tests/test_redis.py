@@ -208,6 +208,20 @@ def test_saving_an_existing_session_with_a_past_expiry_ends_it(
     assert SessionStore(key).load() == {}
 
 
+@pytest.mark.parametrize(
+    "data", [{"k": "v"}, {USER_ID_KEY: "7"}], ids=["anonymous", "logged in"]
+)
+def test_creating_a_session_with_a_past_expiry_stores_nothing(
+    store: redis.Redis, data: dict[str, str]
+) -> None:
+    session = SessionStore()
+    session.update(data)
+    session.set_expiry(-timedelta(seconds=10))
+    session.save()
+    assert session.session_key is not None
+    assert store.keys("*") == []
+
+
 def test_every_save_resets_the_ttl(store: redis.Redis) -> None:
     session = saved_session()
     key = SessionStore.redis_key(session.session_key)

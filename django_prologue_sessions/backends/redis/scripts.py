@@ -122,10 +122,15 @@ local not_after = tonumber(ARGV[5])
     + _INDEX_SESSION
     + _DEADLINE
     + """
-if not redis.call('SET', KEYS[1], value, 'NX') then
+if ttl > 0 then
+  if not redis.call('SET', KEYS[1], value, 'NX', 'EX', ttl) then
+    return 0
+  end
+elseif redis.call('SET', KEYS[1], value, 'NX') then
+  redis.call('EXPIRE', KEYS[1], ttl)  -- expired already: deleted at once
+else
   return 0
 end
-redis.call('EXPIRE', KEYS[1], ttl)
 if KEYS[2] and ttl > 0 then
   index_session(KEYS[2], member, index_ttl, true)
 end
