@@ -31,6 +31,7 @@ from tests.redis_round_trips import (
     fewest_round_trips,
 )
 from tests.redis_server import ClusterSetup, SentinelSetup
+from tests.test_expiry import closing
 
 # The contract class asks for this fixture of its module's.
 from tests.test_redis import _redis_url_on_class  # noqa: F401
@@ -536,7 +537,7 @@ def test_the_idle_timeout_slides_in_each_topology(
                 handle.execute("PEXPIRE", key, 40_000, write=True)
                 loading = SessionStore(session.session_key)
                 if asynchronous:
-                    assert asyncio.run(loading.aload())["device"] == "phone"
+                    assert asyncio.run(closing(loading.aload()))["device"] == "phone"
                 else:
                     assert loading.load()["device"] == "phone"
                 assert handle.execute("PTTL", key) > 90_000
