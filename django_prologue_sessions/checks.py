@@ -35,14 +35,15 @@ def check_settings(
     errors.extend(_check_redis_settings())
     errors.extend(_check_activity_settings())
     errors.extend(_check_migrate_from())
+    errors.extend(_check_expiry_settings())
     return errors
 
 
 # Check ids: E001-E009 signed cookies, E010-E019 memory, E020-E039 Redis,
 # E040-E049 flash messages, E050-E059 session activity and the sessions pages,
 # E060-E069 moving sessions in from the previous engine, E070-E079 the size
-# of a session. A warning or info takes the next number of its range, as an
-# error does.
+# of a session, E080-E089 expiry. A warning or info takes the next number of
+# its range, as an error does.
 
 
 # The engines a site is likeliest to move from, for typo suggestions.
@@ -125,6 +126,28 @@ def _moves_sessions_in(path: str) -> bool:
     except Exception:
         return False  # Django's own checks and first request say why
     return isinstance(store, type) and issubclass(store, SessionStoreBase)
+
+
+EXPIRY_SETTINGS = (
+    ("PROLOGUE_SESSIONS_IDLE_TIMEOUT", "django_prologue_sessions.E080"),
+    ("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT", "django_prologue_sessions.E081"),
+    ("PROLOGUE_SESSIONS_ANONYMOUS_AGE", "django_prologue_sessions.E082"),
+)
+
+
+def _check_expiry_settings() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, id_ in EXPIRY_SETTINGS:
+        value = getattr(settings, name, None)
+        if value is not None and not is_positive_int(value):
+            errors.append(
+                Error(
+                    f"{name} must be a positive integer (seconds), or None.",
+                    hint=f"It is {value!r}; meanwhile it counts as None (off).",
+                    id=id_,
+                )
+            )
+    return errors
 
 
 ACTIVITY_MIDDLEWARE = "django_prologue_sessions.activity.ActivityMiddleware"

@@ -65,6 +65,27 @@ class Settings:
         )
 
     @property
+    def PROLOGUE_SESSIONS_IDLE_TIMEOUT(self) -> int | None:
+        """Seconds without a request after which a session ends; None: never.
+
+        A value that is not a positive integer counts as None; system check
+        E080 reports it.
+        """
+        return _optional_seconds("PROLOGUE_SESSIONS_IDLE_TIMEOUT")
+
+    @property
+    def PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT(self) -> int | None:
+        """Seconds after the sign-in that began it at which a session ends,
+        however active; None: never. Check E081 reports a bad value."""
+        return _optional_seconds("PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT")
+
+    @property
+    def PROLOGUE_SESSIONS_ANONYMOUS_AGE(self) -> int | None:
+        """The lifetime of a session without a user, in place of
+        ``SESSION_COOKIE_AGE``; None: the same. Check E082 reports a bad value."""
+        return _optional_seconds("PROLOGUE_SESSIONS_ANONYMOUS_AGE")
+
+    @property
     def PROLOGUE_SESSIONS_ACTIVITY(self) -> bool:
         """Record each logged-in session's IP address, user agent and last
         activity (``django_prologue_sessions.activity``)."""
@@ -136,6 +157,11 @@ def is_positive_int(value: object) -> bool:
 def _positive_int_setting(name: str, default: int) -> int:
     value = getattr(settings, name, default)
     return value if is_positive_int(value) else default
+
+
+def _optional_seconds(name: str) -> int | None:
+    value = getattr(settings, name, None)
+    return value if is_positive_int(value) else None
 
 
 app_settings = Settings()

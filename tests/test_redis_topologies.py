@@ -33,6 +33,7 @@ from tests.redis_round_trips import (
     fewest_round_trips,
 )
 from tests.redis_server import ClusterSetup, SentinelSetup
+from tests.test_expiry import closing
 
 # The contract class asks for this fixture of its module's.
 from tests.test_redis import _redis_url_on_class  # noqa: F401
@@ -483,6 +484,15 @@ def wait_calls(node: Any) -> int:
 # A user's sessions and their index, in one slot ----------------------------------
 
 
+def topology_settings(topology: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``SESSION_REDIS`` for a cluster, or Sentinel with every write waited on."""
+    if topology == "cluster":
+        return cluster_settings(request.getfixturevalue("cluster_setup"))
+    return sentinel_settings(
+        request.getfixturevalue("sentinel_setup"), wait_replicas=1, wait_timeout_ms=500
+    )
+
+
 @pytest.mark.parametrize("topology", ["cluster", "sentinel with WAIT"])
 def test_a_users_sessions_and_index_in_each_topology(
     topology: str, request: pytest.FixtureRequest
@@ -490,14 +500,7 @@ def test_a_users_sessions_and_index_in_each_topology(
     """Scripts that touch a session and its user's index (several keys, one
     hash tag) run on a cluster and, with WAIT, through Sentinel; so does
     flash_user()."""
-    if topology == "cluster":
-        options = cluster_settings(request.getfixturevalue("cluster_setup"))
-    else:
-        options = sentinel_settings(
-            request.getfixturevalue("sentinel_setup"),
-            wait_replicas=1,
-            wait_timeout_ms=500,
-        )
+    options = topology_settings(topology, request)
     with override_settings(SESSION_ENGINE=ENGINE, SESSION_REDIS=options):
         user = f"user-{topology}"
         keys = set()
@@ -530,6 +533,39 @@ async def async_flash(user: str, message: str) -> int:
         return await aflash_user(user, message)
     finally:
         await _close_async_clients()
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel with WAIT"])
+def test_the_idle_timeout_slides_in_each_topology(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    """The load's GET and PTTL in one pipeline (one node's, on a cluster), and
+    the refresh (EXPIRE, or TOUCH with the index entry) with its WAIT."""
+    options = topology_settings(topology, request)
+    with override_settings(
+        SESSION_ENGINE=ENGINE,
+        SESSION_REDIS=options,
+        PROLOGUE_SESSIONS_IDLE_TIMEOUT=100,
+    ):
+        handle = _redis_connection.sync_redis()
+        for user in (None, f"idle-{topology}"):
+            session = SessionStore()
+            session["device"] = "phone"
+            if user:
+                session["_auth_user_id"] = user
+            session.save()
+            key = stored_at(session)
+            for asynchronous in (False, True):
+                handle.execute("PEXPIRE", key, 40_000, write=True)
+                loading = SessionStore(session.session_key)
+                if asynchronous:
+                    assert asyncio.run(closing(loading.aload()))["device"] == "phone"
+                else:
+                    assert loading.load()["device"] == "phone"
+                assert handle.execute("PTTL", key) > 90_000
+            if user:
+                listed = SessionStore.list_user_sessions(user)
+                assert [s.id for s in listed] == [session_id(session.session_key)]
 
 
 async def async_login(user: str) -> None:

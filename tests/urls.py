@@ -23,6 +23,7 @@ urlpatterns = [
     path("messages/flash-own-user/", views.flash_own_user),
     path("flash/", include("tests.flash_views")),
     path("account/login/", views.log_in),
+    path("account/password/", views.change_password),
     path("account/whoami/", views.whoami),
     path("account/awhoami/", views.awhoami),
     path("account/sessions/", include("django_prologue_sessions.urls")),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
-from django.contrib.auth import get_user_model, login
+from django.contrib.auth import (
+    get_user,
+    get_user_model,
+    login,
+    update_session_auth_hash,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -71,6 +76,17 @@ def log_in(request: HttpRequest) -> HttpResponse:
     user = get_user_model().objects.get(username=request.POST["username"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return HttpResponse("logged in")
+
+
+@csrf_exempt
+def change_password(request: HttpRequest) -> HttpResponse:
+    """Change the signed-in user's password as Django's own view does: the
+    session is re-keyed and stays signed in."""
+    user = request.user = get_user(request)  # as AuthenticationMiddleware does
+    user.set_password(request.POST["password"])
+    user.save()
+    update_session_auth_hash(request, user)
+    return HttpResponse("changed")
 
 
 def whoami(request: HttpRequest) -> JsonResponse:

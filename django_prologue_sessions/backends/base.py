@@ -4,9 +4,11 @@
   a ``SESSION_SERIALIZER`` that unpickles, when the store is built, so before
   any cookie or stored payload is decoded: a forged or tampered payload must
   never reach ``pickle.loads``, and WSGI servers run no system checks. It also
-  picks the serializer the engine uses (``serializer_class``), and answers the
+  picks the serializer the engine uses (``serializer_class``), answers the
   expiry questions ``SessionMiddleware`` asks on every save without reading a
-  setting or the clock each time.
+  setting or the clock each time, and holds the rules of the idle and absolute
+  timeouts and of the anonymous age that each engine applies when it loads
+  and stores a session (docs/expiry.md).
 - ``ServerSessionBase``: for engines that keep sessions on the server (memory,
   Redis): ``create()`` and ``acreate()`` with a bounded number of attempts.
 - ``FastJSONSerializer`` and ``compact_json``: Django's JSON, byte for byte,
@@ -19,6 +21,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
+import time
 import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -31,14 +35,21 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from django_prologue_sessions.backends._session_keys import new_session_key
+from django_prologue_sessions.backends._session_keys import (
+    USER_ID_KEY,
+    new_session_key,
+    session_user_id,
+)
+from django_prologue_sessions.conf import app_settings
 
 if TYPE_CHECKING:
     from django_prologue_sessions.migrate import Claims
 
 __all__ = [
     "CREATE_ATTEMPTS",
+    "REFRESH_BELOW",
     "SAVE_ATTEMPTS",
+    "SIGNED_IN_KEY",
     "FastJSONSerializer",
     "ServerSessionBase",
     "SessionStoreBase",
@@ -64,6 +75,18 @@ SAVE_ATTEMPTS = 100
 compact_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 SAFE_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+
+#: The session key of the time (Unix seconds) of the sign-in that began the
+#: session, kept only while ``PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT`` is on.
+SIGNED_IN_KEY = "_session_signed_in"
+# With an idle timeout, a session's expiry is pushed back only once less than
+# this share of its window is left: one refresh per half window, not one
+# write per request.
+REFRESH_BELOW = 0.5
+
+expiry_logger = logging.getLogger("django_prologue_sessions.expiry")
+# The clock of sign-in times (tests move it).
+_now = time.time
 
 
 class FastJSONSerializer(signing.JSONSerializer):
@@ -200,6 +223,9 @@ def refuse_unpickling(serializer: Any) -> type[Any]:
 class SessionSettings(NamedTuple):
     cookie_age: int
     expire_at_browser_close: bool
+    idle_timeout: int | None
+    absolute_timeout: int | None
+    anonymous_age: int | None
 
 
 @functools.cache
@@ -213,12 +239,15 @@ def session_settings() -> SessionSettings:
     return SessionSettings(
         cookie_age=settings.SESSION_COOKIE_AGE,
         expire_at_browser_close=settings.SESSION_EXPIRE_AT_BROWSER_CLOSE,
+        idle_timeout=app_settings.PROLOGUE_SESSIONS_IDLE_TIMEOUT,
+        absolute_timeout=app_settings.PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT,
+        anonymous_age=app_settings.PROLOGUE_SESSIONS_ANONYMOUS_AGE,
     )
 
 
 @receiver(setting_changed)
 def _reset_session_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("SESSION_"):
+    if setting.startswith(("SESSION_", "PROLOGUE_SESSIONS_")):
         session_settings.cache_clear()
 
 
@@ -232,6 +261,13 @@ class SessionStoreBase(SessionBase):
     The expiry methods give ``SessionBase``'s answers, from settings read once
     (``session_settings()``), and with no clock read for a session without an
     expiry of its own, the usual case. A subclass may still override them.
+
+    The timeouts (docs/expiry.md): ``get_session_cookie_age()`` is
+    ``PROLOGUE_SESSIONS_ANONYMOUS_AGE`` for a session without a user;
+    ``store_age()`` is how long the store keeps a session, its expiry age cut
+    to the idle timeout; an engine's load asks ``past_absolute_timeout()``
+    and ``refresh_due()`` of the session it read, and setting the user's id
+    (``login()``) starts the absolute timeout's clock.
     """
 
     #: The class that serializes the session: ``self.serializer``, or the
@@ -296,8 +332,87 @@ class SessionStoreBase(SessionBase):
         empty: bool = super().is_empty()
         return empty
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key == USER_ID_KEY:
+            self._stamp_sign_in()
+
+    async def aset(self, key: str, value: Any) -> None:
+        await super().aset(key, value)
+        if key == USER_ID_KEY:
+            self._stamp_sign_in()
+
+    def _stamp_sign_in(self) -> None:
+        # login() sets the user's id; cycle_key() and a password change
+        # (update_session_auth_hash()) do not, and keep the stamp.
+        if session_settings().absolute_timeout is not None:
+            self._session[SIGNED_IN_KEY] = int(_now())
+
     def get_session_cookie_age(self) -> int:
-        return session_settings().cookie_age
+        # The session as loaded, never loaded from here (load() may ask).
+        return self.default_age(getattr(self, "_session_cache", {}))
+
+    def default_age(self, session: dict[str, Any]) -> int:
+        """The age of ``session`` without an expiry of its own:
+        ``PROLOGUE_SESSIONS_ANONYMOUS_AGE`` without a user, if set, else
+        ``SESSION_COOKIE_AGE``."""
+        config = session_settings()
+        if config.anonymous_age is not None and session_user_id(session) is None:
+            return config.anonymous_age
+        return config.cookie_age
+
+    def store_age(self, session: dict[str, Any]) -> float:
+        """How long, from now, the store keeps ``session``: its expiry age
+        (``set_expiry()``, else ``default_age()``), cut to the idle timeout."""
+        expiry = session.get("_session_expiry")
+        if expiry:
+            age: float = self.get_expiry_age(expiry=expiry)
+        else:
+            age = self.default_age(session)
+        idle = session_settings().idle_timeout
+        return age if idle is None else min(age, idle)
+
+    def sliding_age(self, session: dict[str, Any]) -> float | None:
+        """With an idle timeout, the age a request that loads ``session``
+        pushes its expiry back to (``store_age()``); else None."""
+        if session_settings().idle_timeout is None or not session:
+            return None
+        return self.store_age(session)
+
+    def refresh_due(self, session: dict[str, Any], left: float) -> float | None:
+        """``sliding_age()`` if a loaded session with ``left`` seconds left
+        is due for it (less than half of its window left), else None."""
+        age = self.sliding_age(session)
+        return age if age is not None and left < age * REFRESH_BELOW else None
+
+    def past_absolute_timeout(self, session: dict[str, Any]) -> bool:
+        """Whether a loaded ``session`` is past the absolute timeout, which
+        is then logged: the engine must not serve it, and deletes it.
+
+        A signed-in session with no sign-in time (signed in before the
+        timeout was set) starts its clock now.
+        """
+        limit = session_settings().absolute_timeout
+        if limit is None or not session:
+            return False
+        signed_in = session.get(SIGNED_IN_KEY)
+        user = session_user_id(session)
+        if signed_in is None:
+            if user is not None:
+                session[SIGNED_IN_KEY] = int(_now())
+                self.modified = True
+            return False
+        ago = _now() - signed_in if isinstance(signed_in, int | float) else None
+        if ago is not None and ago < limit:
+            return False
+        expiry_logger.info(
+            "Session ended: PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT (%d s) reached, "
+            "%s s after the sign-in of user %s.",
+            limit,
+            "?" if ago is None else f"{ago:.0f}",
+            user,
+        )
+        return True
 
     def get_expiry_age(self, **kwargs: Any) -> int:
         if not kwargs and not self.get("_session_expiry"):

@@ -14,7 +14,8 @@ sessions go first, then the least recently used (its user is logged out).
 ``PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER`` bounds one user's: a
 login past it ends the user's sessions that expire soonest, as Redis does.
 Expiry is kept on the server: ``get_expiry_age()`` at save, like Django's cache
-engine.
+engine, cut to ``PROLOGUE_SESSIONS_IDLE_TIMEOUT``, which a load pushes back
+(``MemoryStore.touch()``) once less than half of it is left.
 
 Each entry has a version, one more at every save, and a save applies only if
 the version it loaded is still there: when another request saved the
@@ -51,6 +52,7 @@ from django_prologue_sessions.backends._session_keys import (
 )
 from django_prologue_sessions.backends.base import (
     CREATE_ATTEMPTS,
+    REFRESH_BELOW,
     SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
@@ -192,6 +194,17 @@ class MemoryStore:
             ):
                 self._limit_user(user_id, key, max_per_user)
             return entry[5] + 1
+
+    def touch(self, key: str, ttl: float, below: float) -> bool:
+        """Make a live session expire in ``ttl`` if less than ``below`` of its
+        time is left: whether it was pushed back."""
+        with self._lock:
+            now = _now()
+            entry = self._entries.get(key)
+            if entry is None or not now < entry[1] < now + below:
+                return False
+            self._put(key, (entry[0], now + ttl, *entry[2:]))
+            return True
 
     def rename(self, key: str, new_key: str, ttl: float) -> bool | None:
         """Move a live session to ``new_key``, as new (created now, expiring in
@@ -391,8 +404,18 @@ class SessionStore(ServerSessionBase):
         if found is None:
             return None
         session = self.decode_stored(found[0])
-        if session is not None:
-            self._stored, self._version = found
+        if session is None:
+            return None
+        assert key is not None
+        if self.past_absolute_timeout(session):
+            self.store.delete(key)
+            self._session_key = None
+            return {}
+        # The idle timeout's slide, decided under the store's lock.
+        age = self.sliding_age(session)
+        if age is not None:
+            self.store.touch(key, age, below=age * REFRESH_BELOW)
+        self._stored, self._version = found
         return session
 
     def decode_stored(self, data: bytes) -> dict[str, Any] | None:
@@ -434,7 +457,7 @@ class SessionStore(ServerSessionBase):
         data = dumps(session)
         if len(data) > max_bytes:
             raise SessionTooLarge(len(data), max_bytes)
-        ttl = self.get_expiry_age()
+        ttl = self.store_age(session)
         if must_create:
             max_sessions = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS
             user_id = session_user_id(session)
@@ -457,7 +480,7 @@ class SessionStore(ServerSessionBase):
             self._stored, self._version = done
             session = merge(before, session, self._decoded(done[0]), dumps)
             self._session_cache = session
-            data, ttl = dumps(session), self.get_expiry_age()
+            data, ttl = dumps(session), self.store_age(session)
             if len(data) > max_bytes:
                 raise SessionTooLarge(len(data), max_bytes)
         raise still_changing()
@@ -484,7 +507,7 @@ class SessionStore(ServerSessionBase):
             return
         for _attempt in range(CREATE_ATTEMPTS):
             new_key = self._new_key()
-            moved = self.store.rename(key, new_key, self.get_expiry_age())
+            moved = self.store.rename(key, new_key, self.store_age(data))
             if moved is not False:
                 self._session_key = new_key
                 self.modified = True

@@ -30,7 +30,7 @@ from django.dispatch import receiver
 
 from django_prologue_sessions import migrate
 from django_prologue_sessions.backends import _cookie_encryption
-from django_prologue_sessions.backends.base import SessionStoreBase
+from django_prologue_sessions.backends.base import SessionStoreBase, session_settings
 from django_prologue_sessions.conf import app_settings
 from django_prologue_sessions.exceptions import SessionCookieTooLarge
 
@@ -149,12 +149,15 @@ class SessionStore(SessionStoreBase):
                 signed_at = signing.b62_decode(value.rsplit(signer.sep, 2)[1])
             if not isinstance(session, dict):
                 raise ValueError("The session is not a dict.")
-            if self._expired(session.get("_session_expiry"), signed_at):
+            if self._expired(session, signed_at):
                 return None, False
         except Exception:
             # Anything that fails here came from the client: a tampered,
             # truncated or otherwise invalid cookie. Never let it raise.
             return None, True
+        if self.past_absolute_timeout(session):
+            self._session_key = None  # ended: the middleware deletes the cookie
+            return {}, False
         return session, False
 
     def _rejected(self, session: dict[str, Any], rejected: bool) -> dict[str, Any]:
@@ -164,13 +167,30 @@ class SessionStore(SessionStoreBase):
             logger.warning("Session data corrupted")
         return session
 
-    def _expired(self, expiry: Any, signed_at: int) -> bool:
+    def _expired(self, session: dict[str, Any], signed_at: int) -> bool:
+        """Whether ``session``, signed at ``signed_at``, has expired; if not,
+        and an idle timeout is on, it is marked modified when a refresh is
+        due, so that the middleware sends it again, signed afresh."""
+        now = time.time()
+        expiry = session.get("_session_expiry")
+        window: float
         if isinstance(expiry, str):
-            return datetime.fromisoformat(expiry).timestamp() < time.time()
-        # A number of seconds of inactivity since the cookie was signed; none
-        # (or 0, "at browser close") falls back to SESSION_COOKIE_AGE.
-        max_age = expiry or self.get_session_cookie_age()
-        return bool(time.time() - signed_at > max_age)
+            if datetime.fromisoformat(expiry).timestamp() < now:
+                return True
+            idle = session_settings().idle_timeout
+            if idle is None:
+                return False
+            window = idle
+        else:
+            # A number of seconds of inactivity since the cookie was signed;
+            # none (or 0, "at browser close") falls back to the default age.
+            window = self.store_age(session)
+        left = window - (now - signed_at)
+        if left < 0:
+            return True
+        if self.refresh_due(session, left) is not None:
+            self.modified = True
+        return False
 
     def create(self) -> None:
         # Nothing to store: the cookie is set from the session when saved.
@@ -207,7 +227,10 @@ class SessionStore(SessionStoreBase):
         # SessionBase's methods, spelled out to read the session once.
         expiry = session.get("_session_expiry")
         if expiry is None:
-            return config.default_expiry_size
+            age = self.default_age(session)
+            if age == config.cookie_age or session_settings().expire_at_browser_close:
+                return config.default_expiry_size
+            return _max_age_size(age)
         if expiry == 0:
             return 0
         if not expiry:

@@ -8,9 +8,9 @@ connections belong to the loop that opened them. Both are dropped when
 Everything goes through redis-py's public API, the same way for sync and
 async: ``execute_command()`` for one command (with the keyword options
 redis-py's own methods give it, such as ``get=True`` for ``SET ... GET``),
-``pipeline(transaction=False)`` for a write and its ``WAIT`` in one round
-trip, a script by ``EVALSHA`` and by ``EVAL`` when the server answers
-``NOSCRIPT``. redis-py's pools do the
+``pipeline(transaction=False)`` for a write and its ``WAIT``, or for reads of
+one key (``execute_all()``), in one round trip, a script by ``EVALSHA`` and
+by ``EVAL`` when the server answers ``NOSCRIPT``. redis-py's pools do the
 rest: fork safety, ``max_connections`` (a blocking pool that waits up to
 ``pool_timeout``), ``health_check_interval``, Sentinel's master discovery.
 
@@ -181,6 +181,14 @@ class Call:
             check_replicas(replies[1], self.options)
         return replies[0]
 
+    @staticmethod
+    def replies(replies: list[Any]) -> list[Any]:
+        """Every reply; an error reply raised."""
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     def failed(self, error: Exception, attempt: int, maybe_sent: bool) -> bool:
         """Whether a command may have reached Redis so far, if it is to be
         tried once more; otherwise ``RedisUnavailable`` is raised."""
@@ -232,6 +240,10 @@ class SyncRedis:
         self.call.has_ifeq = True
         return found
 
+    def execute_all(self, *commands: Command) -> list[Any]:
+        """Commands that only read one key, in one round trip: their replies."""
+        return self._send(list(commands), {}, every_reply=True)  # type: ignore[no-any-return]
+
     def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
@@ -248,17 +260,23 @@ class SyncRedis:
             reply = self.execute(*command, write=True)
         return self.call.checked(script, reply)
 
-    def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
+    def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
+        finish = self.call.replies if every_reply else self.call.result
         maybe_sent = False
         for attempt in range(2):
             try:
-                return self.call.result(self._round_trip(commands, options))
+                return finish(self._round_trip(commands, options, every_reply))
             except UNAVAILABLE_ERRORS as error:
                 maybe_sent = self.call.failed(error, attempt, maybe_sent)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _round_trip(
-        self, commands: list[Command], options: dict[str, Any]
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
     ) -> list[Any]:
         if len(commands) == 1:
             return [self.client.execute_command(*commands[0], **options)]
@@ -279,8 +297,10 @@ class SyncRedisCluster(SyncRedis):
     command (a script by its keys) to the node that holds its slot."""
 
     def _round_trip(
-        self, commands: list[Command], options: dict[str, Any]
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
     ) -> list[Any]:
+        if same_key and len(commands) > 1:
+            return super()._round_trip(commands, options, same_key)  # one node's
         # WAIT names no key: it goes to the node of the write's first key,
         # in a second round trip (the cluster client pipelines by key only).
         replies = [self.client.execute_command(*commands[0], **options)]
@@ -289,9 +309,15 @@ class SyncRedisCluster(SyncRedis):
             replies.append(self.client.execute_command(*commands[1], target_nodes=node))
         return replies
 
-    def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
+    def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
+        finish = self.call.replies if every_reply else self.call.result
         try:
-            return self.call.result(self._round_trip(commands, options))
+            return finish(self._round_trip(commands, options, every_reply))
         except UNAVAILABLE_ERRORS as error:
             raise RedisUnavailable(error, not never_sent(error)) from error
 
@@ -320,6 +346,10 @@ class AsyncRedis:
         self.call.has_ifeq = True
         return found
 
+    async def execute_all(self, *commands: Command) -> list[Any]:
+        """Commands that only read one key, in one round trip: their replies."""
+        return await self._send(list(commands), {}, every_reply=True)  # type: ignore[no-any-return]
+
     async def run_script(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
@@ -332,17 +362,23 @@ class AsyncRedis:
             reply = await self.execute(*command, write=True)
         return self.call.checked(script, reply)
 
-    async def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
+    async def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
+        finish = self.call.replies if every_reply else self.call.result
         maybe_sent = False
         for attempt in range(2):
             try:
-                return self.call.result(await self._round_trip(commands, options))
+                return finish(await self._round_trip(commands, options, every_reply))
             except UNAVAILABLE_ERRORS as error:
                 maybe_sent = self.call.failed(error, attempt, maybe_sent)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _round_trip(
-        self, commands: list[Command], options: dict[str, Any]
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
     ) -> list[Any]:
         if len(commands) == 1:
             return [await self.client.execute_command(*commands[0], **options)]
@@ -358,8 +394,10 @@ class AsyncRedisCluster(AsyncRedis):
     """The cluster client retries by itself, refreshing its map of slots."""
 
     async def _round_trip(
-        self, commands: list[Command], options: dict[str, Any]
+        self, commands: list[Command], options: dict[str, Any], same_key: bool
     ) -> list[Any]:
+        if same_key and len(commands) > 1:
+            return await super()._round_trip(commands, options, same_key)
         client = self.client
         replies = [await client.execute_command(*commands[0], **options)]
         if len(commands) > 1:
@@ -369,9 +407,15 @@ class AsyncRedisCluster(AsyncRedis):
             )
         return replies
 
-    async def _send(self, commands: list[Command], options: dict[str, Any]) -> Any:
+    async def _send(
+        self,
+        commands: list[Command],
+        options: dict[str, Any],
+        every_reply: bool = False,
+    ) -> Any:
+        finish = self.call.replies if every_reply else self.call.result
         try:
-            return self.call.result(await self._round_trip(commands, options))
+            return finish(await self._round_trip(commands, options, every_reply))
         except UNAVAILABLE_ERRORS as error:
             raise RedisUnavailable(error, not never_sent(error)) from error
 

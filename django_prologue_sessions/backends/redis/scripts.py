@@ -13,11 +13,12 @@ A session without a user is created with a plain ``SET NX EX``, and a save
 that leaves the index alone is a plain ``SET ... IFEQ`` where the server has
 it (``store``); the scripts create a logged-in session with its index entry,
 save (only if the version read is still there) on servers without ``IFEQ``
-or when the index changes, re-key, delete, list and revoke. Listing and
-revoking go a page at a time (``PAGE`` members per call, the client asking
-for the next), and a login ends the user's sessions past
-``max_sessions_per_user``, so that no script holds Redis for long, however
-many sessions a user has.
+or when the index changes, re-key, push a session's expiry back with its
+index entry's when the entry would not outlive it (the idle timeout's
+slide), delete, list and revoke. Listing and revoking go a page at a time
+(``PAGE`` members per call, the client asking for the next), and a login
+ends the user's sessions past ``max_sessions_per_user``, so that no script
+holds Redis for long, however many sessions a user has.
 
 Each script is sent with EVALSHA, and with EVAL only when the server answers
 NOSCRIPT (after a restart or SCRIPT FLUSH): two round trips once, then one.
@@ -330,6 +331,41 @@ Without the deadline, a re-key whose client had already reported it failed,
 and kept the old cookie, would move the session to a key no client holds
 when a paused Redis resumes."""
 
+TOUCH = LuaScript(
+    """
+local ttl = tonumber(ARGV[1])
+local member = ARGV[2]
+local outlast = tonumber(ARGV[3])
+local index_ttl = tonumber(ARGV[4])
+-- KEYS: a user's session and the user's index, where member is its entry.
+-- An entry that lasts outlast seconds more is left alone; any other is made
+-- to last index_ttl seconds, or longer if it already does.
+if redis.call('EXPIRE', KEYS[1], ttl) == 0 then
+  return 0  -- ended meanwhile: no entry to refresh
+end
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local score = redis.call('ZSCORE', KEYS[2], member)
+if score and tonumber(score) >= ms + outlast * 1000 then
+  return 1
+end
+redis.call('ZADD', KEYS[2], 'GT', ms + index_ttl * 1000, member)
+if redis.call('TTL', KEYS[2]) < index_ttl then
+  redis.call('EXPIRE', KEYS[2], index_ttl)
+end
+return 1
+""",
+    head=("ttl", "member", "outlast", "index_ttl"),
+)
+"""Push a user's session's expiry back to ``ttl`` (the idle timeout's slide)
+and, if its index entry would not outlast it, the entry's to ``index_ttl``,
+never sooner than it was: 1 if done, 0 if the session has ended. The value
+is not rewritten, so its header's "indexed until" may fall behind the entry,
+never ahead of it: a later save then writes the index when it need not,
+never skips it when it must. The script reads the entry's own score, so a
+stale header costs it no writes. A slide that the header shows the entry
+outlasts is a bare ``EXPIRE`` (``store``)."""
+
 DELETE = LuaScript(
     """
 local member = ARGV[1]
@@ -517,6 +553,7 @@ SCRIPTS = {
     "UPDATE": UPDATE,
     "CHANGE": CHANGE,
     "RENAME": RENAME,
+    "TOUCH": TOUCH,
     "DELETE": DELETE,
     "LEAVE": LEAVE,
     "LIST": LIST,

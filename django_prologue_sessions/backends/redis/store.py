@@ -1,13 +1,15 @@
 """The Redis ``SessionStore``: one round trip per operation, safe under outages.
 
-Loading is one GET; creating, updating and deleting are one command each
-(see ``scripts``). An update applies only if the session still exists, so a
-logout in a concurrent request is never undone, and only if it is as it was
-loaded: when another request saved meanwhile, the update brings back the
-session as it is now, this one's changes are merged into it key by key
-(``django_prologue_sessions.merge``) and sent again, so concurrent changes
-to different keys both stay. How a session lies in Redis is ``layout``'s
-business: under its id, a digest of its key, which never reaches Redis.
+Loading is one GET (with an idle timeout, GET and PTTL in one round trip,
+and a bare EXPIRE once the session is due for its slide); creating, updating
+and deleting are one command each (see ``scripts``). An update applies only
+if the session still exists, so a logout in a concurrent request is never
+undone, and only if it is as it was loaded: when another request saved
+meanwhile, the update brings back the session as it is now, this one's
+changes are merged into it key by key (``django_prologue_sessions.merge``)
+and sent again, so concurrent changes to different keys both stay. How a
+session lies in Redis is ``layout``'s business: under its id, a digest of
+its key, which never reaches Redis.
 
 An update that leaves the user index alone is one native command where the
 server has it (Valkey 8.1+, Redis 8.4+): ``SET key new IFEQ <value loaded>
@@ -34,7 +36,7 @@ import re
 import time
 import zlib
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,7 @@ from django_prologue_sessions.backends.base import (
     SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    session_settings,
     still_changing,
 )
 from django_prologue_sessions.backends.redis import layout, scripts, user_changes
@@ -252,24 +255,49 @@ class SessionStore(ServerSessionBase):
         if self.session_key is None:
             return migrate.load_previous(self)
         try:
-            raw = self._redis().execute("GET", self._redis_key_of(self.session_key))
+            replies = self._redis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
-        if raw is None:
+        if replies[0] is None:
             return migrate.load_previous(self)
-        return self._decode(raw)
+        session = self._decode(replies[0])
+        if self.past_absolute_timeout(session):
+            try:
+                self._delete_key(*self._own_key())
+            except SessionStoreUnavailable as exc:
+                _not_deleted(exc)
+            return self._forget()
+        touch = self._plan_touch(session, replies)
+        if touch is not None:
+            try:
+                touch.send(self._redis())
+            except RedisUnavailable as exc:
+                _not_refreshed(exc)
+        return session
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return await migrate.aload_previous(self)
         try:
-            key = self._redis_key_of(self.session_key)
-            raw = await self._aredis().execute("GET", key)
+            replies = await self._aredis().execute_all(*self._plan_load())
         except RedisUnavailable as exc:
             return self._load_failed(exc)
-        if raw is None:
+        if replies[0] is None:
             return await migrate.aload_previous(self)
-        return self._decode(raw)
+        session = self._decode(replies[0])
+        if self.past_absolute_timeout(session):
+            try:
+                await self._adelete_key(*self._own_key())
+            except SessionStoreUnavailable as exc:
+                _not_deleted(exc)
+            return self._forget()
+        touch = self._plan_touch(session, replies)
+        if touch is not None:
+            try:
+                await touch.asend(self._aredis())
+            except RedisUnavailable as exc:
+                _not_refreshed(exc)
+        return session
 
     def exists(self, session_key: str | None) -> bool:
         if not self._validate_session_key(session_key):
@@ -606,7 +634,53 @@ class SessionStore(ServerSessionBase):
 
     def _expiry_age(self) -> int:
         """The TTL to give: a whole number of seconds, never shorter than asked."""
-        return math.ceil(self.get_expiry_age())
+        return math.ceil(self.store_age(self._session))
+
+    def _plan_load(self) -> list[tuple[str, str]]:
+        """GET the session; with an idle timeout, its PTTL in the same round
+        trip, to tell whether its expiry is due to be pushed back."""
+        assert self.session_key is not None
+        key = self._redis_key_of(self.session_key)
+        if session_settings().idle_timeout is None:
+            return [("GET", key)]
+        return [("GET", key), ("PTTL", key)]
+
+    def _plan_touch(self, session: dict[str, Any], replies: list[Any]) -> Write | None:
+        """The idle timeout's slide of a loaded session, when due: a bare
+        EXPIRE, or TOUCH for a session whose index entry would not outlast
+        its new expiry (the rule of ``_index_op()``); the value is never
+        rewritten."""
+        if len(replies) < 2 or replies[1] < 0 or self._unavailable:
+            return None
+        age = self.refresh_due(session, replies[1] / 1000)
+        if age is None:
+            return None
+        ttl = math.ceil(age)
+        key, user = self._own_key()
+        now = _now()
+        index_op, until = self._index_op(user, False, now, ttl)
+        keys = [self._redis_key_of(key)]
+        args: list[Any] = ["EXPIRE", keys[0], ttl]
+        write = Write(None, keys, args, session, b"", ttl, user, 0, creates=False)
+        if index_op != "a":
+            return write
+        assert user is not None
+        assert until is not None
+        keys.append(self.index_key(key[:TAG_LENGTH], user))
+        args = scripts.TOUCH.argv(
+            ttl=ttl,
+            member=layout.member(self._id_of(key)),
+            outlast=ttl + _margin(ttl),
+            index_ttl=until - int(now),
+        )
+        return replace(write, script=scripts.TOUCH, args=args)
+
+    def _forget(self) -> dict[str, Any]:
+        """Drop the session loaded (ended): an empty one with no key."""
+        self._session_key = None
+        self._version = self._stored_body = self._stored_value = None
+        self._stored_user = self._created_at = self._indexed_until = None
+        return {}
 
     def _plan_leave(self, old: str) -> Rekey:
         """The deletion of the key an anonymous session's re-key leaves."""
@@ -763,7 +837,7 @@ class SessionStore(ServerSessionBase):
             not new
             and user == self._stored_user
             and until is not None
-            and now + ttl + ttl // 4 + 1 <= until
+            and now + ttl + _margin(ttl) <= until
         ):
             return "", until
         return "a", int(now) + INDEX_TTL_FACTOR * ttl
@@ -945,6 +1019,28 @@ class SessionStore(ServerSessionBase):
 
 #: What ``_written()`` returns when the session needs another new key.
 NEW_KEY = Write(None, [], [], {}, b"", 0, None, 0, creates=True)
+
+
+def _margin(ttl: int) -> int:
+    """How much longer than the session its index entry must last for the
+    index to be left alone (see ``INDEX_TTL_FACTOR``)."""
+    return ttl // 4 + 1
+
+
+def _not_deleted(exc: SessionStoreUnavailable) -> None:
+    logger.warning(
+        "A session past its absolute timeout could not be deleted (%s): it "
+        "is not served, and Redis expires it in its own time.",
+        exc,
+    )
+
+
+def _not_refreshed(exc: RedisUnavailable) -> None:
+    logger.warning(
+        "The expiry of a session could not be pushed back (%s); the next "
+        "request tries again.",
+        exc,
+    )
 
 
 def past_deadline(

