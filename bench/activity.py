@@ -27,78 +27,47 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.small_runs import fastest, server_name, setup_django, write
+from bench import small_runs
+from bench.small_runs import fastest, log_in, read_view, server_name
 
-ROOT = Path(__file__).resolve().parent.parent
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
 
 def configure(redis_url: str) -> None:
-    setup_django(
+    small_runs.setup_django(
         __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": redis_url},
         MIDDLEWARE=[
             "django_prologue_sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
+            small_runs.CSRF,
             "django.contrib.auth.middleware.AuthenticationMiddleware",
             "django_prologue_sessions.activity.ActivityMiddleware",
         ],
         INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
+            *small_runs.AUTH_APPS,
             "django.contrib.sessions",
             "django_prologue_sessions",
         ],
     )
-    # login() saves the user's last_login; these users live in no database.
-    from django.contrib.auth import user_logged_in
-
-    user_logged_in.disconnect(dispatch_uid="update_last_login")
 
 
-def login_view(request: Any, number: int) -> Any:
-    from django.contrib.auth import login
-    from django.contrib.auth.models import User
-    from django.http import HttpResponse
-
-    user = User(pk=number, username=f"user{number}")
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return HttpResponse("ok")
+__getattr__ = small_runs.urls({"login/<int:number>/": log_in, "read/": read_view})
 
 
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("_auth_user_id")))
-
-
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        from django.urls import path
-
-        return [path("login/<int:number>/", login_view), path("read/", read_view)]
-    raise AttributeError(name)
-
-
-def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
-    import redis
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     from django.test import Client, override_settings
 
     from django_prologue_sessions import activity
-    from tests.redis_server import RedisServer
 
-    server_process = RedisServer().start()
-    try:
+    sessions, requests, rounds = args.sessions, args.requests, args.rounds
+    with small_runs.redis_servers() as [server_process]:
         configure(server_process.url)
-        server = redis.Redis.from_url(server_process.url)
+        server = server_process.client()
         info = server.info("server")
         results: dict[str, Any] = {
             "server": server_name(info),
@@ -119,8 +88,7 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
                 server.flushdb()
                 for number in range(sessions):
                     client().get(f"/login/{1000 + number}/")
-                keys = list(server.scan_iter(count=1000))
-                used = sum(int(server.memory_usage(k, samples=0) or 0) for k in keys)
+                used, _keys = small_runs.memory_usage(server)
                 results["bytes"]["on" if recording else "off"] = round(used / sessions)
 
         # The activity clock stands still within a round and moves on by
@@ -156,8 +124,6 @@ def measure(sessions: int, requests: int, rounds: int) -> dict[str, Any]:
                     timings.setdefault(label, []).append(elapsed * 1e6 / requests)
         results["usec_per_request"] = fastest(timings)
         return results
-    finally:
-        server_process.cleanup()
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -182,17 +148,17 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    results = measure(args.sessions, args.requests, args.rounds)
-    write(args.out, "activity", results, markdown(results))
-    return 0
+    return small_runs.main(
+        argv,
+        __doc__,
+        measure,
+        markdown,
+        "activity",
+        sessions=200,
+        requests=1000,
+        rounds=7,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

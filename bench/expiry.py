@@ -35,22 +35,19 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.small_runs import server_name, setup_django, write
+from bench import small_runs
+from bench.small_runs import log_in, read_view, server_name
 
-ROOT = Path(__file__).resolve().parent.parent
 DAY = 24 * 3600
 OURS = "ours, PROLOGUE_SESSIONS_IDLE_TIMEOUT"
 PEER = "django-redis, SESSION_SAVE_EVERY_REQUEST"
-BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def configure(redis_url: str) -> None:
-    setup_django(
+    small_runs.setup_django(
         __name__,
         SESSION_REDIS={"url": redis_url},
         CACHES={
@@ -60,36 +57,13 @@ def configure(redis_url: str) -> None:
             }
         },
         CSRF_USE_SESSIONS=True,
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-        ],
+        MIDDLEWARE=[small_runs.SESSIONS, small_runs.CSRF],
         INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
+            *small_runs.AUTH_APPS,
             "django.contrib.sessions",
             "django_prologue_sessions",
         ],
     )
-    # login() saves the user's last_login; this user lives in no database.
-    from django.contrib.auth import user_logged_in
-
-    user_logged_in.disconnect(dispatch_uid="update_last_login")
-
-
-def login_view(request: Any) -> Any:
-    from django.contrib.auth import login
-    from django.contrib.auth.models import User
-    from django.http import HttpResponse
-
-    login(request, User(pk=1, username="ada"), backend=BACKEND)
-    return HttpResponse("ok")
-
-
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("_auth_user_id")))
 
 
 def visit_view(request: Any) -> Any:
@@ -99,17 +73,9 @@ def visit_view(request: Any) -> Any:
     return HttpResponse(get_token(request))
 
 
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        from django.urls import path
-
-        return [
-            path("login/", login_view),
-            path("read/", read_view),
-            path("visit/", visit_view),
-        ]
-    raise AttributeError(name)
+__getattr__ = small_runs.urls(
+    {"login/": log_in, "read/": read_view, "visit/": visit_view}
+)
 
 
 def sliding(server: Any, requests: int, idle: int, pace: float, rounds: int) -> Any:
@@ -210,14 +176,9 @@ def pipelined(server: Any, commands: list[tuple[str, ...]]) -> list[Any]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    import redis
-
-    from tests.redis_server import RedisServer
-
-    server_process = RedisServer().start()
-    try:
+    with small_runs.redis_servers() as [server_process]:
         configure(server_process.url)
-        server = redis.Redis.from_url(server_process.url)
+        server = server_process.client()
         server.config_set("appendonly", "yes")
         while server.info("persistence")["aof_rewrite_in_progress"]:
             time.sleep(0.05)
@@ -234,8 +195,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "anonymous_day": anonymous_day(server, args.visitors),
         }
-    finally:
-        server_process.cleanup()
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -281,19 +240,19 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--idle-timeout", type=int, default=2)
-    parser.add_argument("--pace", type=float, default=0.01)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--visitors", type=int, default=24_000)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    results = measure(args)
-    write(args.out, "expiry", results, markdown(results))
-    return 0
+    return small_runs.main(
+        argv,
+        __doc__,
+        measure,
+        markdown,
+        "expiry",
+        requests=1000,
+        idle_timeout=2,
+        pace=0.01,
+        rounds=3,
+        visitors=24_000,
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

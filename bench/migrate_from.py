@@ -25,20 +25,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bench.small_runs import fastest, server_name, setup_django, write
+from bench import small_runs
+from bench.small_runs import fastest, read_view, server_name
 
-ROOT = Path(__file__).resolve().parent.parent
 PREVIOUS = "django.contrib.sessions.backends.cache"
 
 
 def configure(ours_url: str, previous_url: str) -> None:
-    setup_django(
+    small_runs.setup_django(
         __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": ours_url},
@@ -48,7 +46,7 @@ def configure(ours_url: str, previous_url: str) -> None:
                 "LOCATION": previous_url,
             }
         },
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
+        MIDDLEWARE=[small_runs.SESSIONS],
         INSTALLED_APPS=["django.contrib.sessions", "django_prologue_sessions"],
     )
 
@@ -60,32 +58,19 @@ def set_view(request: Any) -> Any:
     return HttpResponse("ok")
 
 
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("k")))
+__getattr__ = small_runs.urls({"set/": set_view, "read/": read_view})
 
 
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        from django.urls import path
-
-        return [path("set/", set_view), path("read/", read_view)]
-    raise AttributeError(name)
-
-
-def measure(requests: int, rounds: int) -> dict[str, Any]:
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     from django.conf import settings
     from django.contrib.sessions.backends.cache import SessionStore as OldStore
     from django.test import Client, override_settings
 
     from django_prologue_sessions.backends._session_keys import new_session_key
     from tests.redis_round_trips import reads
-    from tests.redis_server import RedisServer
 
-    ours_server, previous_server = RedisServer().start(), RedisServer().start()
-    try:
+    requests, rounds = args.requests, args.rounds
+    with small_runs.redis_servers(2) as [ours_server, previous_server]:
         configure(ours_server.url, previous_server.url)
         ours, previous = ours_server.client(), previous_server.client()
         cookie = settings.SESSION_COOKIE_NAME
@@ -162,9 +147,6 @@ def measure(requests: int, rounds: int) -> dict[str, Any]:
                 timings.setdefault(label, []).append(elapsed * 1e6 / requests)
         results["usec_per_request"] = fastest(timings)
         return results
-    finally:
-        ours_server.cleanup()
-        previous_server.cleanup()
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -187,16 +169,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    results = measure(args.requests, args.rounds)
-    write(args.out, "migrate_from", results, markdown(results))
-    return 0
+    return small_runs.main(
+        argv, __doc__, measure, markdown, "migrate_from", requests=500, rounds=5
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

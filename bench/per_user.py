@@ -28,20 +28,17 @@ process that the machine deschedules mid-script counts that too. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import small_runs
+
 USER = "7"
 TARGET_P99_MS = 5.0
 
@@ -62,17 +59,12 @@ def probe(url: str, key: str, ready: Any, stop: Any, out: Connection) -> None:
 
 
 def configure(url: str, sessions: int) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        SECRET_KEY="bench-not-secret",
+    small_runs.setup_django(
+        __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": url, "max_sessions_per_user": sessions + 1},
         INSTALLED_APPS=["django_prologue_sessions"],
-        USE_TZ=True,
     )
-    django.setup()
 
 
 def fill(sessions: int, user: str = USER) -> str:
@@ -169,70 +161,68 @@ def percentile(ordered: list[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def run(sessions: int, rounds: int, url: str | None = None) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT))
-    from tests.redis_server import RedisServer
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.redis_url:
+        return run(args.sessions, args.rounds, args.redis_url)
+    with small_runs.redis_servers() as [server]:
+        return run(args.sessions, args.rounds, server.url)
 
-    server = None if url else RedisServer().start()
-    url = url or server.url  # type: ignore[union-attr]
-    try:
-        configure(url, sessions)
-        from django.test import override_settings
 
-        from django_prologue_sessions.user_sessions import list_sessions, revoke_all
+def run(sessions: int, rounds: int, url: str) -> dict[str, Any]:
+    configure(url, sessions)
+    from django.test import override_settings
 
-        client = __import__("redis").Redis.from_url(url)
-        client.flushdb()
-        slowlog = client.config_get("slowlog-*")
-        client.config_set("slowlog-log-slower-than", 0)
-        client.config_set("slowlog-max-len", 1_000_000)
-        info = client.info("server")
-        key = fill(sessions)
-        keep = list_sessions(USER)[0].id
-        ended: list[int] = []
+    from django_prologue_sessions.user_sessions import list_sessions, revoke_all
 
-        def listed_all(user: str = USER) -> None:
-            assert len(list_sessions(user)) == (sessions if user == USER else 1)
+    client = __import__("redis").Redis.from_url(url)
+    client.flushdb()
+    slowlog = client.config_get("slowlog-*")
+    client.config_set("slowlog-log-slower-than", 0)
+    client.config_set("slowlog-max-len", 1_000_000)
+    info = client.info("server")
+    key = fill(sessions)
+    keep = list_sessions(USER)[0].id
+    ended: list[int] = []
 
-        def listing_values(user: str = USER) -> None:
-            with override_settings(PROLOGUE_SESSIONS_ACTIVITY=True):
-                listed_all(user)
+    def listed_all(user: str = USER) -> None:
+        assert len(list_sessions(user)) == (sessions if user == USER else 1)
 
-        def listing_one_script(user: str = USER) -> None:
-            with one_script_per_list(sessions):
-                listing_values(user)
+    def listing_values(user: str = USER) -> None:
+        with override_settings(PROLOGUE_SESSIONS_ACTIVITY=True):
+            listed_all(user)
 
-        # Every script loaded first (a user of one session), so that no
-        # phase counts Redis compiling one.
-        fill(1, user="warm-up")
-        for warm_up in (listed_all, listing_values, listing_one_script):
-            warm_up("warm-up")
-        revoke_all("warm-up")
+    def listing_one_script(user: str = USER) -> None:
+        with one_script_per_list(sessions):
+            listing_values(user)
 
-        phases = {
-            "idle": (lambda: time.sleep(1), 1),
-            "list, headers": (listed_all, rounds),
-            "list, values": (listing_values, rounds),
-            "list, one script": (listing_one_script, rounds),
-            "revoke": (lambda: ended.append(revoke_all(USER, keep=keep)), 1),
-        }
-        results = {
-            name: measure_phase(url, key, work, times)
-            for name, (work, times) in phases.items()
-        }
-        assert ended == [sessions - 1]
-        client.config_set("slowlog-log-slower-than", slowlog["slowlog-log-slower-than"])
-        client.config_set("slowlog-max-len", slowlog["slowlog-max-len"])
-        client.slowlog_reset()
-        return {
-            "server": info.get("valkey_version") or info["redis_version"],
-            "sessions": sessions,
-            "rounds": rounds,
-            "phases": results,
-        }
-    finally:
-        if server is not None:
-            server.cleanup()
+    # Every script loaded first (a user of one session), so that no
+    # phase counts Redis compiling one.
+    fill(1, user="warm-up")
+    for warm_up in (listed_all, listing_values, listing_one_script):
+        warm_up("warm-up")
+    revoke_all("warm-up")
+
+    phases = {
+        "idle": (lambda: time.sleep(1), 1),
+        "list, headers": (listed_all, rounds),
+        "list, values": (listing_values, rounds),
+        "list, one script": (listing_one_script, rounds),
+        "revoke": (lambda: ended.append(revoke_all(USER, keep=keep)), 1),
+    }
+    results = {
+        name: measure_phase(url, key, work, times)
+        for name, (work, times) in phases.items()
+    }
+    assert ended == [sessions - 1]
+    client.config_set("slowlog-log-slower-than", slowlog["slowlog-log-slower-than"])
+    client.config_set("slowlog-max-len", slowlog["slowlog-max-len"])
+    client.slowlog_reset()
+    return {
+        "server": info.get("valkey_version") or info["redis_version"],
+        "sessions": sessions,
+        "rounds": rounds,
+        "phases": results,
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -260,20 +250,17 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--redis-url", help="a server to use (its db is flushed)")
-    parser.add_argument("--out", default=str(ROOT / "bench"))
-    args = parser.parse_args(argv)
-    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-    results = run(args.sessions, args.rounds, args.redis_url)
-    out = Path(args.out)
-    (out / "per_user.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (out / "per_user.md").write_text(table)
-    print(table)
-    return 0
+    # --redis-url: a server to use (its db is flushed).
+    return small_runs.main(
+        argv,
+        __doc__,
+        measure,
+        markdown,
+        "per_user",
+        sessions=10_000,
+        rounds=3,
+        redis_url=None,
+    )
 
 
 if __name__ == "__main__":

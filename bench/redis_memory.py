@@ -35,12 +35,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-from bench.small_runs import setup_django, write
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench import small_runs
+from bench.small_runs import ROOT, log_in, read_view
 
 ENGINES: dict[str, tuple[str, str, dict[str, Any]]] = {
     # name: (label, SESSION_ENGINE, settings besides the URL's)
@@ -138,47 +136,35 @@ def configure(engine: str, redis_url: str) -> None:
         }
     else:
         more["SESSION_REDIS"] = {"url": redis_url, **extra}
-    setup_django(
+    small_runs.setup_django(
         __name__,
         SESSION_ENGINE=module,
         MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
+            small_runs.SESSIONS,
+            small_runs.CSRF,
             "django.contrib.messages.middleware.MessageMiddleware",
         ],
         MESSAGE_STORAGE="django.contrib.messages.storage.session.SessionStorage",
         INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
+            *small_runs.AUTH_APPS,
             "django.contrib.sessions",
             "django.contrib.messages",
         ],
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         **more,
     )
-    # login() saves the user's last_login; these users live in no database.
-    from django.contrib.auth import user_logged_in
-
-    user_logged_in.disconnect(dispatch_uid="update_last_login")
-
-
-def _user(number: int) -> Any:
-    from django.contrib.auth.hashers import make_password
-    from django.contrib.auth.models import User
-
-    return User(pk=number, username=f"user{number}", password=make_password("pw"))
 
 
 def profile_view(request: Any, profile: str, number: int) -> Any:
     from django.contrib import messages
-    from django.contrib.auth import login
+    from django.contrib.auth.hashers import make_password
     from django.http import HttpResponse
     from django.middleware.csrf import get_token
 
     if profile == "csrf":
         get_token(request)
         return HttpResponse("ok")
-    login(request, _user(number), backend="django.contrib.auth.backends.ModelBackend")
+    response = log_in(request, number, password=make_password("pw"))
     if profile == "message":
         messages.success(request, "Your changes were saved.")
     elif profile == "cart":
@@ -187,13 +173,7 @@ def profile_view(request: Any, profile: str, number: int) -> Any:
         request.session.update(PREFERENCES)
     elif profile == "text":
         request.session["note"] = TEXT
-    return HttpResponse("ok")
-
-
-def read_view(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(str(request.session.get("_auth_user_id")))
+    return response
 
 
 def modify_view(request: Any, number: int) -> Any:
@@ -203,21 +183,13 @@ def modify_view(request: Any, number: int) -> Any:
     return HttpResponse("ok")
 
 
-def _urlpatterns() -> list[Any]:
-    from django.urls import path
-
-    return [
-        path("profile/<str:profile>/<int:number>/", profile_view),
-        path("read/", read_view),
-        path("modify/<int:number>/", modify_view),
-    ]
-
-
-def __getattr__(name: str) -> Any:
-    # ROOT_URLCONF is this module: its URLs exist once Django is set up.
-    if name == "urlpatterns":
-        return _urlpatterns()
-    raise AttributeError(name)
+__getattr__ = small_runs.urls(
+    {
+        "profile/<str:profile>/<int:number>/": profile_view,
+        "read/": read_view,
+        "modify/<int:number>/": modify_view,
+    }
+)
 
 
 def measure_engine(
@@ -238,9 +210,8 @@ def measure_engine(
                 client = Client()
                 client.get(f"/profile/{profile}/{1000 + number}/")
                 assert settings.SESSION_COOKIE_NAME in client.cookies
-        keys = list(server.scan_iter(count=1000))
-        used = sum(int(server.memory_usage(key, samples=0) or 0) for key in keys)
-        memory[profile] = {"bytes": round(used / sessions), "keys": len(keys)}
+        used, keys = small_runs.memory_usage(server)
+        memory[profile] = {"bytes": round(used / sessions), "keys": keys}
     cpu = {}
     clients = []
     for number in range(requests):
@@ -453,12 +424,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sessions", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--out", default=str(ROOT / "bench"))
+    parser = small_runs.parser(
+        __doc__, sessions=50, requests=1000, rounds=3, engines=",".join(ENGINES)
+    )
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -470,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     results = run(args.sessions, args.requests, args.rounds, args.engines.split(","))
-    write(Path(args.out), "redis_memory", results, markdown(results))
+    small_runs.write(args.out, "redis_memory", results, markdown(results))
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench import per_user
+from bench.small_runs import ROOT
 
 pytestmark = pytest.mark.redis
 
@@ -25,7 +25,7 @@ def test_every_phase_runs_and_the_server_is_left_as_it_was(
     run = [sys.executable, "-m", "bench.per_user", "--sessions", "150"]
     subprocess.run(
         [*run, "--rounds", "1", "--redis-url", redis_url, "--out", str(tmp_path)],
-        cwd=per_user.ROOT,
+        cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
     )
