@@ -23,6 +23,13 @@ SCENARIOS = ("create", "read", "modify", "untouched")
 MAX_LOCAL_ENTRIES = 1_000_000
 
 
+def _no_settings(redis_url: str) -> dict[str, Any]:
+    return {}
+
+
+OURS = "django_prologue_sessions.backends."
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -30,14 +37,21 @@ class Engine:
     #: "cookie", "memory", "redis" or "floor": ours are compared with the
     #: peers of the same family.
     family: str
-    ours: bool
     #: The SESSION_ENGINE module; "" for the floor, which has no session.
     module: str
-    settings: Callable[[str], dict[str, Any]]
+    settings: Callable[[str], dict[str, Any]] = _no_settings
     #: Modules that must import for the entry to run.
     requires: tuple[str, ...] = ()
-    #: Whether sessions live in the benchmark's Redis server.
-    uses_redis: bool = False
+
+    @property
+    def ours(self) -> bool:
+        return self.module.startswith(OURS)
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether sessions (or the floor's round trips) go to the benchmark's
+        Redis server."""
+        return self.family in ("redis", "floor")
 
     def missing(self) -> list[str]:
         """The modules of this entry that cannot be imported here."""
@@ -50,10 +64,6 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ImportError:  # a parent package is missing
         return False
-
-
-def _no_settings(redis_url: str) -> dict[str, Any]:
-    return {}
 
 
 def _locmem(redis_url: str) -> dict[str, Any]:
@@ -99,7 +109,6 @@ def _encrypted(redis_url: str) -> dict[str, Any]:
     return {"PROLOGUE_SESSIONS_COOKIE_ENCRYPTION": True}
 
 
-OURS = "django_prologue_sessions.backends."
 CACHE_ENGINE = "django.contrib.sessions.backends.cache"
 
 ENGINES: tuple[Engine, ...] = (
@@ -107,46 +116,37 @@ ENGINES: tuple[Engine, ...] = (
         "prologue-redis",
         "prologue redis",
         "redis",
-        ours=True,
         module=OURS + "redis",
         settings=_prologue_redis,
         requires=("redis",),
-        uses_redis=True,
     ),
     Engine(
         "django-cache-redis",
         "Django cache + RedisCache",
         "redis",
-        ours=False,
         module=CACHE_ENGINE,
         settings=_cache_on("django.core.cache.backends.redis.RedisCache"),
         requires=("redis",),
-        uses_redis=True,
     ),
     Engine(
         "django-cache-django-redis",
         "Django cache + django-redis",
         "redis",
-        ours=False,
         module=CACHE_ENGINE,
         settings=_cache_on("django_redis.cache.RedisCache"),
         requires=("django_redis",),
-        uses_redis=True,
     ),
     Engine(
         "django-redis-sessions",
         "django-redis-sessions",
         "redis",
-        ours=False,
         module="redis_sessions.session",
         settings=_redis_sessions,
-        uses_redis=True,
     ),
     Engine(
         "prologue-memory",
         "prologue memory",
         "memory",
-        ours=True,
         module=OURS + "memory",
         settings=_prologue_memory,
     ),
@@ -154,7 +154,6 @@ ENGINES: tuple[Engine, ...] = (
         "django-cache-locmem",
         "Django cache + LocMemCache",
         "memory",
-        ours=False,
         module=CACHE_ENGINE,
         settings=_locmem,
     ),
@@ -162,15 +161,12 @@ ENGINES: tuple[Engine, ...] = (
         "prologue-signed",
         "prologue signed_cookies",
         "cookie",
-        ours=True,
         module=OURS + "signed_cookies",
-        settings=_no_settings,
     ),
     Engine(
         "prologue-signed-encrypted",
         "prologue signed_cookies, encrypted",
         "cookie",
-        ours=True,
         module=OURS + "signed_cookies",
         settings=_encrypted,
         requires=("cryptography",),
@@ -179,9 +175,7 @@ ENGINES: tuple[Engine, ...] = (
         "django-signed",
         "Django signed_cookies",
         "cookie",
-        ours=False,
         module="django.contrib.sessions.backends.signed_cookies",
-        settings=_no_settings,
     ),
     # A bare request (no SessionMiddleware) plus as many round trips as our
     # Redis engine makes, each a command on a plain socket (bench/urls.py):
@@ -190,11 +184,8 @@ ENGINES: tuple[Engine, ...] = (
         "floor",
         "floor: bare request + raw round trips",
         "floor",
-        ours=False,
         module="",
-        settings=_no_settings,
         requires=("redis",),
-        uses_redis=True,
     ),
     # The same round trips behind SessionMiddleware, by a session engine that
     # does nothing else (bench/floor_engine.py): the least any engine costs.
@@ -202,11 +193,8 @@ ENGINES: tuple[Engine, ...] = (
         "floor-middleware",
         "floor: SessionMiddleware + raw round trips",
         "floor",
-        ours=False,
         module="bench.floor_engine",
-        settings=_no_settings,
         requires=("redis",),
-        uses_redis=True,
     ),
 )
 
