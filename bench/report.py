@@ -164,9 +164,9 @@ class Target:
     kind: str  # "speed", "round trips", "floor" or "cookie"
     scenario: str
     wanted: str
-    measured: str
+    measured: str = NONE
     #: "met", "missed", NOT_SETTLED or "not measured".
-    verdict: str
+    verdict: str = "not measured"
 
     def row(self) -> list[str]:
         verdict = "**missed**" if self.verdict == "missed" else self.verdict
@@ -201,9 +201,7 @@ def _server_cpu_targets(latency: dict[str, Any]) -> Iterator[Target]:
             and (value := cpu(name)) is not None
         ]
         if ours is None or not peers:
-            yield Target(
-                "prologue-redis", "server CPU", scenario, wanted, NONE, "not measured"
-            )
+            yield Target("prologue-redis", "server CPU", scenario, wanted)
             continue
         best, name = min(peers)
         yield Target(
@@ -233,7 +231,7 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             paired_ratios(latency, peer[0], ours, scenario)
         )
         if peer is None or not speedup:
-            yield Target(ours, "speed", scenario, wanted, NONE, "not measured")
+            yield Target(ours, "speed", scenario, wanted)
             continue
         yield Target(
             ours,
@@ -252,9 +250,7 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             else redis["scenarios"].get(scenario, {}).get("round_trips")
         )
         if trips is None:
-            yield Target(
-                "prologue-redis", "round trips", scenario, wanted, NONE, "not measured"
-            )
+            yield Target("prologue-redis", "round trips", scenario, wanted)
             continue
         yield Target(
             "prologue-redis",
@@ -274,9 +270,7 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             paired_ratios(latency, "prologue-redis", "floor", scenario)
         )
         if times is None:
-            yield Target(
-                "prologue-redis", "floor", scenario, wanted, NONE, "not measured"
-            )
+            yield Target("prologue-redis", "floor", scenario, wanted)
             continue
         yield Target(
             "prologue-redis",
@@ -290,7 +284,7 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
     django_cookie = latency["engines"].get("django-signed", {}).get("cookie_bytes")
     wanted = f"{_label('prologue-signed')}: cookie no larger than Django's"
     if ours_cookie is None or django_cookie is None:
-        yield Target("prologue-signed", "cookie", "", wanted, NONE, "not measured")
+        yield Target("prologue-signed", "cookie", "", wanted)
     else:
         yield Target(
             "prologue-signed",
