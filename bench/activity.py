@@ -26,13 +26,12 @@ Writes ``activity.json`` and ``activity.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from typing import Any
 from unittest import mock
 
 from bench import small_runs
-from bench.small_runs import fastest, log_in, read_view, server_name
+from bench.small_runs import fastest, log_in, read_view
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
@@ -68,13 +67,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with small_runs.redis_servers() as [server_process]:
         configure(server_process.url)
         server = server_process.client()
-        info = server.info("server")
         results: dict[str, Any] = {
-            "server": server_name(info),
-            "python": platform.python_version(),
-            "sessions": sessions,
-            "requests": requests,
-            "rounds": rounds,
+            **small_runs.about(server, args),
             "bytes": {},
             "usec_per_request": {},
         }

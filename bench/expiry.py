@@ -34,12 +34,11 @@ Writes ``expiry.json`` and ``expiry.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from typing import Any
 
 from bench import small_runs
-from bench.small_runs import log_in, read_view, server_name
+from bench.small_runs import log_in, read_view
 
 DAY = 24 * 3600
 OURS = "ours, PROLOGUE_SESSIONS_IDLE_TIMEOUT"
@@ -183,13 +182,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         while server.info("persistence")["aof_rewrite_in_progress"]:
             time.sleep(0.05)
         return {
-            "server": server_name(server.info("server")),
-            "python": platform.python_version(),
-            "requests": args.requests,
-            "idle_timeout": args.idle_timeout,
-            "pace": args.pace,
-            "rounds": args.rounds,
-            "visitors": args.visitors,
+            **small_runs.about(server, args),
             "sliding": sliding(
                 server, args.requests, args.idle_timeout, args.pace, args.rounds
             ),

@@ -24,15 +24,15 @@ Writes ``migrate_from.json`` and ``migrate_from.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bench import small_runs
-from bench.small_runs import fastest, read_view, server_name
+from bench.small_runs import fastest, read_view
 
 PREVIOUS = "django.contrib.sessions.backends.cache"
+PREVIOUS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 
 def configure(ours_url: str, previous_url: str) -> None:
@@ -40,12 +40,7 @@ def configure(ours_url: str, previous_url: str) -> None:
         __name__,
         SESSION_ENGINE="django_prologue_sessions.backends.redis",
         SESSION_REDIS={"url": ours_url},
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": previous_url,
-            }
-        },
+        CACHES={"default": {"BACKEND": PREVIOUS_CACHE, "LOCATION": previous_url}},
         MIDDLEWARE=[small_runs.SESSIONS],
         INSTALLED_APPS=["django.contrib.sessions", "django_prologue_sessions"],
     )
@@ -110,11 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 client.get("/read/")
 
         results: dict[str, Any] = {
-            "server": server_name(ours.info("server")),
-            "python": platform.python_version(),
-            "previous": PREVIOUS + " on django.core.cache.backends.redis.RedisCache",
-            "requests": requests,
-            "rounds": rounds,
+            **small_runs.about(ours, args, previous=PREVIOUS + " on " + PREVIOUS_CACHE),
             "round_trips": {},
             "usec_per_request": {},
         }

@@ -49,27 +49,19 @@ WARMUP = 50
 
 
 def configure() -> None:
-    import django
-    from django.conf import settings
-
     from bench.engines import get_engine
+    from bench.small_runs import SESSIONS, setup_django
 
     engine_settings: dict[str, Any] = {}
     for pair in PAIRS.values():
         for name in pair:
             engine_settings.update(get_engine(name).settings(""))
-    settings.configure(
-        SECRET_KEY="django-prologue-sessions-bench-not-secret",
-        DEBUG=False,
-        ALLOWED_HOSTS=["testserver"],
-        USE_TZ=True,
+    setup_django(
+        "bench.urls",
         INSTALLED_APPS=["django.contrib.sessions", "django_prologue_sessions"],
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-        ROOT_URLCONF="bench.urls",
-        DATABASES={},
+        MIDDLEWARE=[SESSIONS],
         **engine_settings,
     )
-    django.setup()
 
 
 class Served:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,6 +106,16 @@ def server_name(info: dict[str, Any]) -> str:
     if "valkey_version" in info:
         return f"valkey {info['valkey_version']}"
     return f"redis {info['redis_version']}"
+
+
+def about(server: Any, args: argparse.Namespace, **more: Any) -> dict[str, Any]:
+    """A run's results begin with the server, Python, ``more``, the options."""
+    return {
+        "server": server_name(server.info("server")),
+        "python": platform.python_version(),
+        **more,
+        **{name: value for name, value in vars(args).items() if name != "out"},
+    }
 
 
 def fastest(timings: dict[str, list[float]]) -> dict[str, float]:
