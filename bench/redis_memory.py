@@ -38,38 +38,20 @@ import sys
 from typing import Any
 
 from bench import small_runs
+from bench.engines import CACHE_ENGINE, get_engine
 from bench.small_runs import ROOT, log_in, read_view
 
-ENGINES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    # name: (label, SESSION_ENGINE, settings besides the URL's)
-    "ours": ("prologue redis", "django_prologue_sessions.backends.redis", {}),
-    "ours-no-index": (
-        'prologue redis, `"user_index": False`',
-        "django_prologue_sessions.backends.redis",
-        {"user_index": False},
-    ),
-    "django-cache-django-redis": (
-        "Django cache + django-redis",
-        "django.contrib.sessions.backends.cache",
-        {},
-    ),
-    "django-cache-redis": (
-        "Django cache + RedisCache",
-        "django.contrib.sessions.backends.cache",
-        {},
-    ),
-    "django-redis-sessions": ("django-redis-sessions", "redis_sessions.session", {}),
+# name: (its entry in bench/engines.py, SESSION_REDIS options besides the URL).
+# The entries' own Redis settings (key prefixes) are not used: each engine
+# runs with its defaults.
+ENGINES: dict[str, tuple[str, dict[str, Any]]] = {
+    "ours": ("prologue-redis", {}),
+    "ours-no-index": ("prologue-redis", {"user_index": False}),
+    "django-cache-django-redis": ("django-cache-django-redis", {}),
+    "django-cache-redis": ("django-cache-redis", {}),
+    "django-redis-sessions": ("django-redis-sessions", {}),
 }
 PEERS = ("django-cache-django-redis", "django-cache-redis", "django-redis-sessions")
-# What each engine needs installed beside Django and redis-py.
-REQUIRES = {
-    "django-cache-django-redis": "django_redis",
-    "django-redis-sessions": "redis_sessions",
-}
-CACHE_BACKENDS = {
-    "django-cache-django-redis": "django_redis.cache.RedisCache",
-    "django-cache-redis": "django.core.cache.backends.redis.RedisCache",
-}
 
 PROFILES = {
     "csrf": "anonymous, with a CSRF token (`CSRF_USE_SESSIONS`)",
@@ -115,30 +97,29 @@ TEXT = (
 )[:300]
 
 
-def installed(engine: str) -> bool:
-    """Whether the engine's package is installed (the peers come with the
-    ``bench`` extra)."""
-    import importlib.util
+def engine_label(engine: str) -> str:
+    name, extra = ENGINES[engine]
+    return get_engine(name).label + "".join(f', `"{k}": {v}`' for k, v in extra.items())
 
-    module = REQUIRES.get(engine)
-    return module is None or importlib.util.find_spec(module) is not None
+
+def installed(engine: str) -> bool:
+    """Whether the engine's packages are installed (the peers come with the
+    ``bench`` extra)."""
+    return not get_engine(ENGINES[engine][0]).missing()
 
 
 # The worker: one engine, in a process of its own ---------------------------
 
 
 def configure(engine: str, redis_url: str) -> None:
-    _label, module, extra = ENGINES[engine]
-    more: dict[str, Any] = {}
-    if engine in CACHE_BACKENDS:
-        more["CACHES"] = {
-            "default": {"BACKEND": CACHE_BACKENDS[engine], "LOCATION": redis_url}
-        }
-    else:
-        more["SESSION_REDIS"] = {"url": redis_url, **extra}
+    name, extra = ENGINES[engine]
+    entry = get_engine(name)
+    more: dict[str, Any] = {"SESSION_REDIS": {"url": redis_url, **extra}}
+    if entry.module == CACHE_ENGINE:  # CACHES on the server, as the entry has it
+        more = entry.settings(redis_url)
     small_runs.setup_django(
         __name__,
-        SESSION_ENGINE=module,
+        SESSION_ENGINE=entry.module,
         MIDDLEWARE=[
             small_runs.SESSIONS,
             small_runs.CSRF,
@@ -375,7 +356,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Bytes per session (`MEMORY USAGE` of every key, "
         f"{results['sessions']} sessions per profile), {heading}:",
         "",
-        "| session | " + " | ".join(ENGINES[e][0] for e in engines) + " |",
+        "| session | " + " | ".join(engine_label(e) for e in engines) + " |",
         "|---|" + "--:|" * len(engines),
     ]
     for profile, label in PROFILES.items():
@@ -397,7 +378,7 @@ def markdown(results: dict[str, Any]) -> str:
             "`INFO cpu` µs / µs inside commands (`INFO commandstats`, each "
             "command once), then the commands per request (µs per call):",
             "",
-            "| request | " + " | ".join(ENGINES[e][0] for e in engines) + " |",
+            "| request | " + " | ".join(engine_label(e) for e in engines) + " |",
             "|---|" + "--:|" * len(engines),
         ]
         for operation in OPERATIONS:
