@@ -36,7 +36,6 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from importlib import import_module
 from typing import Any
 
 PAIRS = {
@@ -82,12 +81,9 @@ class Served:
 
     def reset(self) -> None:
         """Empty stores, so that no round evicts and each starts alike."""
-        from django.core.cache import caches
+        from bench.worker import clear_stores
 
-        caches["default"].clear()
-        clear_all = getattr(import_module(self.module).SessionStore, "clear_all", None)
-        if clear_all is not None:
-            clear_all()
+        clear_stores(self.module)
 
     def send(self, scenario: str, cookie: str | None) -> str | None:
         from bench.worker import request

@@ -84,6 +84,18 @@ def request(
     return None
 
 
+def clear_stores(module: str) -> None:
+    """Empty the default cache, and the in-process store of the engine
+    ``module`` if it has one."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    store = import_module(module).SessionStore if module else None
+    clear_all = getattr(store, "clear_all", None)
+    if clear_all is not None:
+        clear_all()
+
+
 class Worker:
     def __init__(self, engine_name: str, redis_url: str) -> None:
         import django
@@ -106,16 +118,10 @@ class Worker:
 
     def reset(self) -> None:
         """Start from empty stores, so that every repeat sees the same state."""
-        from django.core.cache import caches
 
         if self.redis is not None:
             self.redis.flushdb()
-        caches["default"].clear()
-        if self.engine.module:
-            store = import_module(self.engine.module).SessionStore
-            clear_all = getattr(store, "clear_all", None)
-            if clear_all is not None:
-                clear_all()
+        clear_stores(self.engine.module)
 
     def fixture(self, scenario: str) -> str | None:
         """Reset, then the cookie of a stored session of typical size."""
