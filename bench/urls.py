@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -122,46 +123,38 @@ def raw_connection() -> RawConnection:
     return RawConnection(bench_setting("BENCH_REDIS_URL"))
 
 
-def _floor(scenario: str, request: HttpRequest, body: bytes) -> HttpResponse:
-    trips = FLOOR_TRIPS.get(scenario, 0)
-    connection = raw_connection()
-    key = b"bench:floor:%s" % (
-        b"%d" % next(_keys) if scenario == "create" else b"fixture"
-    )
-    for trip in range(trips):
-        if scenario in ("read", "modify") and trip == 0:
-            connection.call(b"GET", key)
-        else:
-            connection.call(b"SET", key, PAYLOAD, b"EX", b"%d" % AGE)
-    response = HttpResponse(body)
-    if scenario in ("create", "modify"):
-        response.set_cookie(settings.SESSION_COOKIE_NAME, key.decode(), max_age=AGE)
-    return response
+def floor(scenario: str, body: bytes) -> Callable[[HttpRequest], HttpResponse]:
+    """The floor's view of ``scenario``, answering as the session's view does."""
+
+    def view(request: HttpRequest) -> HttpResponse:
+        trips = FLOOR_TRIPS.get(scenario, 0)
+        connection = raw_connection()
+        key = b"bench:floor:%s" % (
+            b"%d" % next(_keys) if scenario == "create" else b"fixture"
+        )
+        for trip in range(trips):
+            if scenario in ("read", "modify") and trip == 0:
+                connection.call(b"GET", key)
+            else:
+                connection.call(b"SET", key, PAYLOAD, b"EX", b"%d" % AGE)
+        response = HttpResponse(body)
+        if scenario in ("create", "modify"):
+            response.set_cookie(settings.SESSION_COOKIE_NAME, key.decode(), max_age=AGE)
+        return response
+
+    return view
 
 
-def floor_create(request: HttpRequest) -> HttpResponse:
-    return _floor("create", request, b"created")
-
-
-def floor_read(request: HttpRequest) -> HttpResponse:
-    return _floor("read", request, b"4217: 3 items")
-
-
-def floor_modify(request: HttpRequest) -> HttpResponse:
-    return _floor("modify", request, b"modified")
-
-
-def floor_untouched(request: HttpRequest) -> HttpResponse:
-    return _floor("untouched", request, b"untouched")
-
-
+BODIES = {
+    "create": b"created",
+    "read": b"4217: 3 items",
+    "modify": b"modified",
+    "untouched": b"untouched",
+}
 urlpatterns = [
     path("create/", create),
     path("read/", read),
     path("modify/", modify),
     path("untouched/", untouched),
-    path("floor/create/", floor_create),
-    path("floor/read/", floor_read),
-    path("floor/modify/", floor_modify),
-    path("floor/untouched/", floor_untouched),
+    *(path(f"floor/{name}/", floor(name, body)) for name, body in BODIES.items()),
 ]
