@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import asgi, load, report
+from bench import asgi, load, report, small_runs
 from bench.engines import ENGINES, SCENARIOS, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -388,8 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in selected if not e.missing()]
     missing = {e.name: e.missing() for e in selected if e.missing()}
 
-    redis_url, server = load.start_redis(args.redis_url)
-    try:
+    with small_runs.redis_url(args.redis_url) as redis_url:
         if args.profile:
             return profile(args.profile, redis_url, params)
         out = Path(args.out)
@@ -427,9 +426,6 @@ def main(argv: list[str] | None = None) -> int:
         write_report(out)
         log(f"Ran in {results['run']['seconds']} s.")
         return 0
-    finally:
-        if server is not None:
-            server.cleanup()
 
 
 def write_report(out: Path) -> int:

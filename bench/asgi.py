@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import load, report
+from bench import load, report, small_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUR_MIDDLEWARE = "django_prologue_sessions.middleware.SessionMiddleware"
@@ -297,14 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
 
-    redis_url, server = load.start_redis(args.redis_url)
-    try:
+    with small_runs.redis_url(args.redis_url) as redis_url:
         results = run(
             redis_url, **params, log=lambda line: print(line, file=sys.stderr)
         )
-    finally:
-        if server is not None:
-            server.cleanup()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print("\n".join(report.asgi_section(results)))

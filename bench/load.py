@@ -342,14 +342,3 @@ def outcome(team: list[Client], took: float) -> dict[str, Any]:
         ),
         "p99_ms": _percentile(latencies, 0.99),
     }
-
-
-def start_redis(url: str | None) -> tuple[str, Any]:
-    """A server to measure on, and the server to clean up (None if given one)."""
-    url = url or os.environ.get("REDIS_URL") or None
-    if url:
-        return url, None
-    from tests.redis_server import RedisServer
-
-    server = RedisServer().start()
-    return server.url, server

@@ -95,6 +95,17 @@ def redis_servers(count: int = 1) -> Iterator[list[Any]]:
             server.cleanup()
 
 
+@contextmanager
+def redis_url(url: str | None) -> Iterator[str]:
+    """``url``, else ``$REDIS_URL``, else a private server's (stopped at the end)."""
+    url = url or os.environ.get("REDIS_URL") or None
+    if url:
+        yield url
+        return
+    with redis_servers() as [server]:
+        yield server.url
+
+
 def memory_usage(server: Any) -> tuple[int, int]:
     """``MEMORY USAGE`` (``SAMPLES 0``) of every key, summed; the keys."""
     keys = list(server.scan_iter(count=1000))
