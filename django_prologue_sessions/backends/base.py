@@ -226,6 +226,7 @@ class SessionSettings(NamedTuple):
     idle_timeout: int | None
     absolute_timeout: int | None
     anonymous_age: int | None
+    max_bytes: int
 
 
 @functools.cache
@@ -242,6 +243,7 @@ def session_settings() -> SessionSettings:
         idle_timeout=app_settings.PROLOGUE_SESSIONS_IDLE_TIMEOUT,
         absolute_timeout=app_settings.PROLOGUE_SESSIONS_ABSOLUTE_TIMEOUT,
         anonymous_age=app_settings.PROLOGUE_SESSIONS_ANONYMOUS_AGE,
+        max_bytes=app_settings.PROLOGUE_SESSIONS_MAX_BYTES,
     )
 
 
@@ -297,7 +299,7 @@ class SessionStoreBase(SessionBase):
         try:
             return self._session_cache
         except AttributeError:
-            if no_load or (self.session_key is None and not self._requested_key):
+            if no_load or self._nothing_to_load():
                 self._session_cache = {}
             else:
                 self._session_cache = self.load()
@@ -308,13 +310,17 @@ class SessionStoreBase(SessionBase):
         try:
             return self._session_cache
         except AttributeError:
-            if no_load or (self.session_key is None and not self._requested_key):
+            if no_load or self._nothing_to_load():
                 self._session_cache = {}
             else:
                 self._session_cache = await self.aload()
         return self._session_cache
 
     _session = property(_get_session)
+
+    def _nothing_to_load(self) -> bool:
+        """No key of ours, and no cookie for the previous engine either."""
+        return self.session_key is None and not self._requested_key
 
     def is_empty(self) -> bool:
         # A cookie this engine's key check refused, not yet looked up in the

@@ -56,6 +56,7 @@ from django_prologue_sessions.backends.base import (
     SAVE_ATTEMPTS,
     ServerSessionBase,
     date_from_timestamp,
+    session_settings,
     still_changing,
 )
 from django_prologue_sessions.conf import app_settings
@@ -425,7 +426,7 @@ class SessionStore(ServerSessionBase):
         PROLOGUE_SESSIONS_MAX_BYTES was lowered below its size: the session
         then reads as empty and, if saved, gets a new key.
         """
-        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        max_bytes = session_settings().max_bytes
         if len(data) > max_bytes:
             logger.warning(
                 "Session data longer than PROLOGUE_SESSIONS_MAX_BYTES (%d)", max_bytes
@@ -452,7 +453,7 @@ class SessionStore(ServerSessionBase):
             self.create()
             return
         dumps = self.serializer_class().dumps
-        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        max_bytes = session_settings().max_bytes
         per_user = app_settings.PROLOGUE_SESSIONS_MEMORY_MAX_SESSIONS_PER_USER
         data = dumps(session)
         if len(data) > max_bytes:
@@ -564,7 +565,7 @@ class SessionStore(ServerSessionBase):
                 if session is None or not change(session):
                     break
                 new_data = reader.serializer_class().dumps(session)
-                if len(new_data) > app_settings.PROLOGUE_SESSIONS_MAX_BYTES:
+                if len(new_data) > session_settings().max_bytes:
                     break  # the change would make it too large to load
                 swapped = cls.store.swap(key, user_id, data, new_data)
                 if swapped is True:

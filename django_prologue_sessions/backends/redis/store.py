@@ -748,7 +748,7 @@ class SessionStore(ServerSessionBase):
             )
             return None
         body = self._codec.dumps(data)
-        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        max_bytes = session_settings().max_bytes
         if len(body) > max_bytes:
             raise SessionTooLarge(len(body), max_bytes)
         ttl = self._expiry_age()
@@ -952,7 +952,7 @@ class SessionStore(ServerSessionBase):
         self._stored_value, self._indexed_until = raw, header.indexed_until
         try:
             self._stored_body = self._codec.unpack(
-                form, body, app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+                form, body, session_settings().max_bytes
             )
         except (ValueError, zlib.error) as exc:
             # Left in Redis as it is until this session is saved.

@@ -21,7 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django_prologue_sessions.backends.base import SAVE_ATTEMPTS, still_changing
+from django_prologue_sessions.backends.base import (
+    SAVE_ATTEMPTS,
+    session_settings,
+    still_changing,
+)
 from django_prologue_sessions.backends.redis import layout, scripts
 from django_prologue_sessions.backends.redis.connection import (
     NO_IFEQ,
@@ -30,7 +34,6 @@ from django_prologue_sessions.backends.redis.connection import (
     current_options,
 )
 from django_prologue_sessions.backends.redis.layout import SessionCodec, user_tags
-from django_prologue_sessions.conf import app_settings
 
 if TYPE_CHECKING:
     from django_prologue_sessions.user_sessions import SessionChange
@@ -122,7 +125,7 @@ class UserSessionsChange:
         (it ended, is not the user's, does not decode, or stays as it is)."""
         if value is None:
             return None
-        max_bytes = app_settings.PROLOGUE_SESSIONS_MAX_BYTES
+        max_bytes = session_settings().max_bytes
         try:
             header, form, body = layout.parse(value)
             data = self.codec.loads(self.codec.unpack(form, body, max_bytes))
